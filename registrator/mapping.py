@@ -168,8 +168,8 @@ def _candidates(
         if matched:
             return from_env, matched
         address = policy.ip or policy.host_address
-        out = [_Candidate(p.port, p.protocol, None, p.port, address) for p in container.ports]
-        return out, len(out)
+        exposed = [_Candidate(p.port, p.protocol, None, p.port, address) for p in container.ports]
+        return exposed, len(exposed)
 
     out: list[_Candidate] = []
     for p in container.ports:

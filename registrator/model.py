@@ -250,3 +250,36 @@ class Skip:
         if self.service_id is not None:
             out["service_id"] = self.service_id
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What the registry holds: the snapshot the DNS responder and the proxy writer read
+
+Health = Literal["passing", "warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogInstance:
+    """One registered instance as the registry sees it (any node, in Consul mode)."""
+
+    node: str
+    node_address: str
+    service: ServiceInstance
+    status: Health = "passing"  # aggregated over the instance's checks (and its node's)
+    weights: tuple[int, int] = (1, 1)  # Consul Weights (Passing, Warning): SRV weights
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    """An immutable view of the whole registry. Consumers swap references, never mutate."""
+
+    instances: tuple[CatalogInstance, ...] = ()
+    nodes: tuple[tuple[str, str], ...] = ()  # (node name, node address), sorted
+    version: int = 0  # grows with every published change
+
+    def by_service(self) -> dict[str, list[CatalogInstance]]:
+        """Instances grouped by service name, lower-cased (lookups are case-insensitive)."""
+        out: dict[str, list[CatalogInstance]] = {}
+        for inst in self.instances:
+            out.setdefault(inst.service.name.lower(), []).append(inst)
+        return out

@@ -165,6 +165,73 @@ class Settings:
             kind="bool",
         ),
     )
+    no_register: bool = field(
+        default=False,
+        metadata=_opt(
+            "do not watch Docker: serve DNS (and proxy config) from the registry only",
+            "no-register",
+            kind="bool",
+        ),
+    )
+    dns_addr: str = field(
+        default="127.0.0.1:8600",
+        metadata=_opt(
+            "DNS listen address, UDP and TCP (off: no DNS)", "dns-addr", metavar="HOST:PORT|off"
+        ),
+    )
+    dns_domain: str = field(
+        default="consul",
+        metadata=_opt("DNS domain answered", "dns-domain", metavar="DOMAIN"),
+    )
+    dns_alt_domain: str | None = field(
+        default=None,
+        metadata=_opt(
+            "a second DNS domain answered the same way", "dns-alt-domain", metavar="DOMAIN"
+        ),
+    )
+    dns_ttl: int = field(
+        default=2,
+        metadata=_opt("TTL of service answers, seconds", "dns-ttl", kind="seconds"),
+    )
+    dns_service_ttl: tuple[str, ...] = field(
+        default=(),
+        metadata=_opt(
+            "per-service TTL, NAME=SECONDS (NAME may end in *), repeatable",
+            "dns-service-ttl",
+            kind="list",
+            metavar="NAME=SECONDS",
+        ),
+    )
+    dns_node_ttl: int = field(
+        default=2,
+        metadata=_opt("TTL of node answers, seconds", "dns-node-ttl", kind="seconds"),
+    )
+    dns_negative_ttl: int = field(
+        default=1,
+        metadata=_opt(
+            "SOA minimum: how long resolvers cache a negative answer, seconds",
+            "dns-negative-ttl",
+            kind="seconds",
+        ),
+    )
+    dns_only_passing: bool = field(
+        default=False,
+        metadata=_opt(
+            "answer only with instances whose checks all pass (drop warning too)",
+            "dns-only-passing",
+            kind="bool",
+        ),
+    )
+    dns_recursors: tuple[str, ...] = field(
+        default=(),
+        metadata=_opt(
+            "forward names outside our domains to these servers (HOST[:PORT]); without one "
+            "they are REFUSED. Repeatable",
+            "dns-recursors",
+            kind="list",
+            metavar="HOST[:PORT]",
+        ),
+    )
     log_format: Literal["auto", "json", "console"] = field(
         default="auto",
         metadata=_opt(
