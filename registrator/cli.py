@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from registrator.errors import ConfigError, DockerUnavailable, RegistratorError
 from registrator.logs import configure_logging, get_logger
@@ -39,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.dry_run:
             from registrator.dry_run import dry_run
 
-            asyncio.run(dry_run(settings, sys.stdout))
+            _run(dry_run(settings, sys.stdout))
             return EXIT_OK
-        raise ConfigError(["the daemon is not built yet (issue 3); run with --dry-run"])
+        from registrator.daemon import run_daemon
+
+        _run(run_daemon(settings))
     except ConfigError as exc:
         print(f"registrator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -54,3 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return EXIT_OK
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop when it is installed, else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

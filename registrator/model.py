@@ -138,6 +138,7 @@ def _parse_env(env: Any) -> dict[str, str]:
 class Check:
     """One Consul health check, already resolved against the service's address and port."""
 
+    check_id: str | None = None  # None: Consul's default, service:<id>[:<n>]
     http: str | None = None
     method: str | None = None
     tcp: str | None = None
@@ -167,6 +168,8 @@ class Check:
     def to_consul(self) -> dict[str, Any]:
         """The check object in Consul's `/v1/agent/service/register` spelling."""
         body: dict[str, Any] = {}
+        if self.check_id:
+            body["CheckID"] = self.check_id
         if self.http:
             body["HTTP"] = self.http
             if self.method:
@@ -202,7 +205,7 @@ class ServiceInstance:
     name: str
     address: str
     port: int
-    protocol: Protocol = "tcp"
+    protocol: Protocol = field(default="tcp", compare=False)  # shown by the ID suffix and tag
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()  # sorted by key, so equality ignores input order
     checks: tuple[Check, ...] = ()

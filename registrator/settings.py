@@ -165,6 +165,40 @@ class Settings:
             kind="bool",
         ),
     )
+    token_file: str | None = field(
+        default=None,
+        metadata=_opt(
+            "file holding the Consul ACL token (else CONSUL_HTTP_TOKEN_FILE, else "
+            "CONSUL_HTTP_TOKEN)",
+            "token-file",
+            metavar="PATH",
+        ),
+    )
+    ignore_health: bool = field(
+        default=False,
+        metadata=_opt(
+            "register containers whatever their Docker HEALTHCHECK says (default: only once "
+            "healthy, and deregistered while unhealthy)",
+            "ignore-health",
+            kind="bool",
+        ),
+    )
+    deregister_on_shutdown: bool = field(
+        default=False,
+        metadata=_opt(
+            "on SIGTERM/SIGINT, deregister the services of running containers too",
+            "deregister-on-shutdown",
+            kind="bool",
+        ),
+    )
+    http_addr: str = field(
+        default="127.0.0.1:9180",
+        metadata=_opt(
+            "ops HTTP listen address: /health, /v1/catalog (off: none)",
+            "http-addr",
+            metavar="HOST:PORT|off",
+        ),
+    )
     no_register: bool = field(
         default=False,
         metadata=_opt(
@@ -478,6 +512,14 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"-ttl-refresh ({refresh}) must be smaller than -ttl ({ttl})")
     if values.get("retry_attempts", 0) < -1:
         problems.append("-retry-attempts: use -1 for forever, 0 or more for a count")
+    for name in ("http_addr", "dns_addr"):
+        text = values.get(name)
+        if (
+            text is not None
+            and text != "off"
+            and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}", text)
+        ):
+            problems.append(f"-{name.replace('_', '-')}: {text!r} is not HOST:PORT or off")
     for glob in values.get("port_env", ()):
         if not re.fullmatch(r"[A-Za-z0-9_*?]+", glob):
             problems.append(f"-port-env: {glob!r} may hold only letters, digits, _, * and ?")

@@ -1,0 +1,62 @@
+"""The ops HTTP endpoint: health and the registry snapshot as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from registrator.broadcast import Latest
+from registrator.logs import get_logger
+from registrator.model import CatalogSnapshot
+
+HealthProbe = Callable[[], dict[str, str | None]]  # component -> None when fine, else the reason
+
+
+def snapshot_json(snapshot: CatalogSnapshot) -> dict[str, Any]:
+    return {
+        "version": snapshot.version,
+        "nodes": [{"Node": n, "Address": a} for n, a in snapshot.nodes],
+        "instances": [
+            {"Node": i.node, "Status": i.status, **i.service.to_consul()}
+            for i in snapshot.instances
+        ],
+    }
+
+
+def build_app(snapshots: Latest[CatalogSnapshot], health: HealthProbe) -> web.Application:
+    async def get_health(_: web.Request) -> web.Response:
+        problems = {k: v for k, v in health().items() if v is not None}
+        body = {"status": "fail" if problems else "ok", "problems": problems}
+        return web.json_response(body, status=503 if problems else 200)
+
+    async def get_catalog(_: web.Request) -> web.Response:
+        return web.json_response(snapshot_json(snapshots.get()))
+
+    app = web.Application()
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/v1/catalog", get_catalog)
+    return app
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT`; ValueError with a sentence when it is neither."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve_ops(address: str, snapshots: Latest[CatalogSnapshot], health: HealthProbe) -> None:
+    host, port = parse_hostport(address)
+    runner = web.AppRunner(build_app(snapshots, health), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        get_logger().info("ops_listening", address=address)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
