@@ -107,6 +107,7 @@ class Registrar:
         if set_node is not None:
             set_node(policy.node, policy.host_address)
         self._full = True
+        self._docker_problem = None
         self._log.info(
             "docker_connected",
             engine=info.name,
@@ -322,6 +323,7 @@ class Registrar:
                 )
                 continue
             except BackendUnavailable as exc:
+                self._registry_problem = str(exc)
                 self._log.warning(
                     "service_register_failed", service_id=inst.id, error=str(exc), retryable=True
                 )
