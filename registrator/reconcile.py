@@ -80,7 +80,7 @@ def with_ttl_check(instance: ServiceInstance, ttl: int) -> ServiceInstance:
         check_id=ttl_check_id(instance.id),
         ttl=f"{ttl}s",
         status="passing",  # passing from the start; critical once passes stop for `ttl` s
-        deregister_after=f"{max(60, 3 * ttl)}s",
+        deregister_after=f"{3 * ttl}s",  # Consul raises anything under 1 minute to 1 minute
     )
     return replace(instance, checks=(*instance.checks, check))
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
-import consul
 import consul.aio
+import consul.exceptions as consul_errors
 
 from registrator.broadcast import Latest
 from registrator.errors import BackendRejected, BackendUnavailable, ConfigError
@@ -200,13 +200,13 @@ class ConsulBackend:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except consul.ACLPermissionDenied as exc:
+        except consul_errors.ACLPermissionDenied as exc:
             raise BackendRejected(403, str(exc)) from exc
-        except consul.base.BadRequest as exc:
+        except consul_errors.BadRequest as exc:
             raise BackendRejected(400, _strip_status(str(exc))) from exc
-        except (consul.base.ClientError, consul.NotFound) as exc:
+        except (consul_errors.ClientError, consul_errors.NotFound) as exc:
             raise BackendRejected(_status_of(str(exc), 404), _strip_status(str(exc))) from exc
-        except (consul.ConsulException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (consul_errors.ConsulException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise BackendUnavailable(str(exc) or type(exc).__name__) from exc
 
 
