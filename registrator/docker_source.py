@@ -129,8 +129,10 @@ async def open_docker(url: str | None = None) -> AsyncIterator[DockerSource]:
     """Connect to `url`, else DOCKER_HOST, else the local socket (aiodocker's search order)."""
     try:
         client = aiodocker.Docker(url=url)
-    except (ValueError, OSError) as exc:
-        raise DockerUnavailable(f"no Docker engine to connect to: {exc}") from exc
+    except (ValueError, OSError, AssertionError) as exc:  # it asserts when no socket exists
+        raise DockerUnavailable(
+            f"no Docker engine to connect to: {str(exc) or 'no socket found'}"
+        ) from exc
     try:
         yield DockerSource(client)
     finally:

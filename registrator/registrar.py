@@ -66,7 +66,7 @@ class Registrar:
     async def run(self) -> None:
         """Forever: connect to the engine, watch and reconcile; on any engine failure, back off,
         reconnect and resync."""
-        backoff = Backoff()
+        backoff = Backoff(cap=5.0)  # a local socket: retrying often costs nothing
         while True:
             started = time.monotonic()
             try:
@@ -80,6 +80,15 @@ class Registrar:
                 delay = backoff.next()
                 self._log.warning(
                     "docker_unavailable", error=str(group.exceptions[0]), retry_in_s=round(delay, 2)
+                )
+                await asyncio.sleep(delay)
+            except* Exception as group:  # noqa: BLE001 - a bug must not end registration for good
+                delay = backoff.next()
+                self._log.error(
+                    "register_role_crashed",
+                    error=repr(group.exceptions[0]),
+                    retry_in_s=round(delay, 2),
+                    exc_info=group.exceptions[0],
                 )
                 await asyncio.sleep(delay)
 

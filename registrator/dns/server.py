@@ -28,8 +28,6 @@ from registrator.dns.zone import build_zone
 from registrator.logs import get_logger
 from registrator.model import CatalogSnapshot
 
-log = get_logger()
-
 _UDP_BATCH = 64  # datagrams per reader wake-up; then other tasks get a turn
 _RECV_SIZE = 4097  # one more than wire.MAX_QUERY, so oversized queries are seen as such
 _MAX_FORWARDS = 256  # recursive queries in flight; more are dropped (the client retries)
@@ -57,6 +55,7 @@ class DnsServer:
         self._connections: set[asyncio.Task[Any]] = set()
         self._tick = 0
         self.port = 0
+        self._log = get_logger(role="dns")
 
     @property
     def cache(self) -> WireCache:
@@ -121,11 +120,11 @@ class DnsServer:
         self._serial = max(self._serial + 1, int(time.time()))
         try:
             zone = build_zone(snapshot, self.config, self._serial)
-        except Exception:  # keep serving the previous zone
-            log.error("dns_zone_build_failed", version=version, exc_info=True)
+        except Exception:  # noqa: BLE001 - keep serving the previous zone
+            self._log.error("dns_zone_build_failed", version=version, exc_info=True)
             return
         self._cache = WireCache(zone, truncate=self.config.truncate)
-        log.debug(
+        self._log.debug(
             "dns_zone_updated",
             version=version,
             services=len(zone.services),
@@ -186,11 +185,11 @@ class DnsServer:
         cache = self._cache
         try:
             result = cache.respond(data, tcp)
-        except Exception:  # one bad query must never stop the server
-            log.error("dns_handler_failed", peer=_peer(peer), exc_info=True)
+        except Exception:  # noqa: BLE001 - one bad query must never stop the server
+            self._log.error("dns_handler_failed", peer=_peer(peer), exc_info=True)
             return _servfail(data, cache.zone.recursion)
         if isinstance(result, Rejected):
-            log.debug("dns_packet_malformed", reason=result.reason, peer=_peer(peer))
+            self._log.debug("dns_packet_malformed", reason=result.reason, peer=_peer(peer))
             return result.reply
         return result
 
@@ -198,7 +197,7 @@ class DnsServer:
 
     def _start_forward(self, data: bytes, peer: Any) -> None:
         if len(self._forwards) >= _MAX_FORWARDS:
-            log.debug("dns_forward_dropped", peer=_peer(peer), in_flight=len(self._forwards))
+            self._log.debug("dns_forward_dropped", peer=_peer(peer), in_flight=len(self._forwards))
             return
         task = asyncio.ensure_future(self._forward(data, tcp=False))
         self._forwards.add(task)
@@ -209,7 +208,7 @@ class DnsServer:
         if task.cancelled() or self._udp is None:
             return
         if task.exception() is not None:
-            log.error("dns_handler_failed", peer=_peer(peer), exc_info=task.exception())
+            self._log.error("dns_handler_failed", peer=_peer(peer), exc_info=task.exception())
             return
         reply = task.result()
         if reply is not None:
@@ -226,12 +225,14 @@ class DnsServer:
                     else:
                         reply = await _ask_udp(data, host, port)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                log.debug("dns_recursor_failed", recursor=f"{host}:{port}", error=repr(exc))
+                self._log.debug("dns_recursor_failed", recursor=f"{host}:{port}", error=repr(exc))
                 continue
             if len(reply) >= 12 and reply[:2] == data[:2] and reply[2] & 0x80:
                 if reply[3] & 0xF in (0, 3):
                     return reply
-                log.debug("dns_recursor_failed", recursor=f"{host}:{port}", rcode=reply[3] & 0xF)
+                self._log.debug(
+                    "dns_recursor_failed", recursor=f"{host}:{port}", rcode=reply[3] & 0xF
+                )
         return _servfail(data, True)
 
     # -- TCP ----------------------------------------------------------------------------------
@@ -326,6 +327,7 @@ async def serve_dns(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Serve DNS until cancelled: bind UDP and TCP, set `ready`, follow `snapshots`."""
+    log = get_logger(role="dns")
     async with DnsServer(config, snapshots) as server:
         log.info(
             "dns_started",

@@ -8,6 +8,7 @@ tuples of lower-case labels (bytes), the way they are compared on the wire.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -16,6 +17,7 @@ from registrator.dns.config import DnsConfig
 from registrator.model import CatalogInstance, CatalogSnapshot
 
 Labels = tuple[bytes, ...]
+_LABEL = re.compile(rb"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 ADDR = b"addr"
 NODE = b"node"
@@ -174,7 +176,7 @@ def name_labels(name: str) -> Labels | None:
     except UnicodeEncodeError:
         return None
     labels = tuple(raw.split(b"."))
-    if not raw or not all(0 < len(label) <= 63 for label in labels) or len(raw) > 250:
+    if not all(_LABEL.fullmatch(label) for label in labels) or len(raw) > 250:
         return None
     return labels
 
