@@ -266,6 +266,70 @@ class Settings:
             metavar="HOST[:PORT]",
         ),
     )
+    haproxy_config: str | None = field(
+        default=None,
+        metadata=_opt("write HAProxy configuration to this file", "haproxy-config", metavar="PATH"),
+    )
+    haproxy_bind: str = field(
+        default="*:80",
+        metadata=_opt(
+            "the HAProxy HTTP frontend's bind address", "haproxy-bind", metavar="ADDR:PORT"
+        ),
+    )
+    haproxy_reload: str | None = field(
+        default=None,
+        metadata=_opt(
+            "command run after a validated HAProxy configuration change",
+            "haproxy-reload",
+            metavar="CMD",
+        ),
+    )
+    haproxy_socket: str | None = field(
+        default=None,
+        metadata=_opt(
+            "HAProxy Runtime API socket: server-only changes without a reload",
+            "haproxy-socket",
+            metavar="PATH",
+        ),
+    )
+    haproxy_template: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Jinja2 template replacing the built-in HAProxy one", "haproxy-template", metavar="PATH"
+        ),
+    )
+    traefik_config: str | None = field(
+        default=None,
+        metadata=_opt(
+            "write Traefik file-provider dynamic configuration (YAML) to this file",
+            "traefik-config",
+            metavar="PATH",
+        ),
+    )
+    proxy_wait: str = field(
+        default="0.2:2",
+        metadata=_opt(
+            "debounce MIN:MAX seconds between a registry change and a render (the first "
+            "render is never delayed)",
+            "proxy-wait",
+            metavar="MIN:MAX",
+        ),
+    )
+    proxy_min_reload_interval: float = field(
+        default=1.0,
+        metadata=_opt(
+            "minimum seconds between two proxy reloads", "proxy-min-reload-interval", kind="float"
+        ),
+    )
+    proxy_removal_guard: float = field(
+        default=0.5,
+        metadata=_opt(
+            "refuse, until it persists across reads, a change removing all servers of a "
+            "service or more than this fraction of all servers (1: off)",
+            "proxy-removal-guard",
+            kind="float",
+        ),
+    )
     log_format: Literal["auto", "json", "console"] = field(
         default="auto",
         metadata=_opt(
@@ -325,7 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_METAVARS = {"csv": "A,B", "int": "N", "seconds": "SECONDS", "millis": "MS", "str": "VALUE"}
+_METAVARS = {
+    "csv": "A,B",
+    "int": "N",
+    "float": "X",
+    "seconds": "SECONDS",
+    "millis": "MS",
+    "str": "VALUE",
+}
 
 
 def _default_text(default: Any) -> str:
@@ -423,6 +494,16 @@ def _to_non_negative(raw: Any, meta: Mapping[str, Any]) -> int:
     return value
 
 
+def _to_float(raw: Any, _: Mapping[str, Any]) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
 def _to_str(raw: Any, _: Mapping[str, Any]) -> str:
     text = str(raw).strip()
     if not text:
@@ -484,6 +565,7 @@ def _to_uri(raw: Any, _: Mapping[str, Any]) -> RegistryURI:
 _CONVERT: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "bool": _to_bool,
     "int": _to_int,
+    "float": _to_float,
     "seconds": _to_non_negative,
     "millis": _to_non_negative,
     "str": _to_str,
