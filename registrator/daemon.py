@@ -12,6 +12,7 @@ from registrator.backends import Backend
 from registrator.backends.embedded import EmbeddedRegistry
 from registrator.broadcast import Latest
 from registrator.logs import get_logger
+from registrator.metrics import Metrics
 from registrator.model import CatalogSnapshot
 from registrator.ops import serve_ops
 from registrator.registrar import Registrar
@@ -57,7 +58,8 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    registrar = None if settings.no_register else Registrar(settings, backend)
+    metrics = Metrics()
+    registrar = None if settings.no_register else Registrar(settings, backend, metrics)
     try:
         await backend.start()
         log.info(
@@ -73,7 +75,8 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
                     tg.create_task(registrar.run())
                 if settings.http_addr != "off":
                     probe = registrar.health if registrar is not None else dict
-                    tg.create_task(serve_ops(settings.http_addr, snapshots, probe))
+                    tg.create_task(serve_ops(settings.http_addr, snapshots, probe, metrics))
+                tg.create_task(_track_snapshots(snapshots, metrics))
                 await stop.wait()
                 raise _Stop
         except* _Stop:
@@ -89,3 +92,10 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
             loop.remove_signal_handler(sig)
         await backend.close()
         log.info("daemon_stopped")
+
+
+async def _track_snapshots(snapshots: Latest[CatalogSnapshot], metrics: Metrics) -> None:
+    version = snapshots.version
+    while True:
+        version, snapshot = await snapshots.wait_newer(version)
+        metrics.snapshot_published(snapshot.version)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from registrator.dry_run import policy_for
 from registrator.errors import BackendRejected, BackendUnavailable, DockerUnavailable
 from registrator.logs import get_logger
 from registrator.mapping import MappingPolicy, services_for
+from registrator.metrics import Metrics
 from registrator.model import Container, ServiceInstance, Skip
 from registrator.netinfo import default_route_address
 from registrator.reconcile import exit_keeps_registration, plan, ttl_check_id, with_ttl_check
@@ -39,9 +41,12 @@ class _Seen:
 
 
 class Registrar:
-    def __init__(self, settings: Settings, backend: Backend) -> None:
+    def __init__(
+        self, settings: Settings, backend: Backend, metrics: Metrics | None = None
+    ) -> None:
         self._settings = settings
         self._backend = backend
+        self._metrics = metrics or Metrics()
         self._log = get_logger(role="register")
         self._policy: MappingPolicy | None = None
         self._seen: dict[str, _Seen] = {}  # running containers by ID
@@ -54,6 +59,13 @@ class Registrar:
         self._desired: dict[str, ServiceInstance] = {}
         self._docker_problem: str | None = "not connected yet"
         self._registry_problem: str | None = None
+        for component in ("docker", "registry"):
+            self._metrics.component_up.labels(component).set_function(
+                functools.partial(self._up, component)
+            )
+
+    def _up(self, component: str) -> float:
+        return float(self.health()[component] is None)
 
     def health(self) -> dict[str, str | None]:
         """Component -> None when it answers, else why not (the ops /health endpoint)."""
@@ -140,6 +152,7 @@ class Registrar:
         async for event in docker.events(since):
             self._dirty.add(event.container_id)
             self._wake.set()
+            self._metrics.docker_events.labels(event.action).inc()
             self._log.debug(
                 "docker_event", action=event.action, container_id=event.container_id[:12]
             )
@@ -222,6 +235,9 @@ class Registrar:
             keep_containers=self._kept,
         )
         ok, registered, deregistered, failed = await self._apply(todo.register, todo.deregister)
+        elapsed = time.perf_counter() - started
+        self._metrics.reconcile_seconds.observe(elapsed)
+        self._metrics.registered.set(len(desired))
         level = "info" if (registered or deregistered or failed) else "debug"
         getattr(self._log, level)(
             "reconcile_done",
@@ -232,7 +248,7 @@ class Registrar:
             deregistered=deregistered,
             kept=len(todo.kept),
             failed=failed,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round(elapsed * 1000, 1),
         )
         return ok
 
@@ -264,6 +280,7 @@ class Registrar:
         return None
 
     def _log_skip(self, container: Container, skip: Skip) -> None:
+        self._metrics.skips.labels(skip.reason).inc()
         self._log.info(skip.event, container_id=container.short_id, **skip.as_log())
 
     def _note_exit(self, cid: str, container: Container | None) -> None:
@@ -322,6 +339,7 @@ class Registrar:
                 await self._backend.register(inst)
             except BackendRejected as exc:
                 failed += 1
+                self._metrics.registrations.labels("rejected").inc()
                 self._rejected[inst.id] = inst
                 self._log.error(
                     "service_register_failed",
@@ -333,11 +351,13 @@ class Registrar:
                 continue
             except BackendUnavailable as exc:
                 self._registry_problem = str(exc)
+                self._metrics.registrations.labels("unavailable").inc()
                 self._log.warning(
                     "service_register_failed", service_id=inst.id, error=str(exc), retryable=True
                 )
                 return False, registered, deregistered, failed + 1
             registered += 1
+            self._metrics.registrations.labels("ok").inc()
             self._ours.add(inst.id)
             self._log.info(
                 "service_registered",
@@ -351,6 +371,7 @@ class Registrar:
                 await self._backend.deregister(sid)
             except BackendRejected as exc:
                 failed += 1
+                self._metrics.deregistrations.labels("rejected").inc()
                 self._log.error(
                     "service_deregister_failed",
                     service_id=sid,
@@ -360,11 +381,13 @@ class Registrar:
                 )
                 continue
             except BackendUnavailable as exc:
+                self._metrics.deregistrations.labels("unavailable").inc()
                 self._log.warning(
                     "service_deregister_failed", service_id=sid, error=str(exc), retryable=True
                 )
                 return False, registered, deregistered, failed + 1
             deregistered += 1
+            self._metrics.deregistrations.labels("ok").inc()
             self._ours.discard(sid)
             self._log.info("service_deregistered", service_id=sid)
         return True, registered, deregistered, failed
