@@ -64,7 +64,7 @@ class DockerSource:
         listed = await self._call(
             self._client.containers.list(filters=json.dumps({"status": ["running", "paused"]}))
         )
-        rows = sorted(listed, key=lambda c: (c._container.get("Created", 0), c.id))
+        rows = sorted(listed, key=lambda c: (c["Created"], c.id))
         return [str(c.id) for c in rows]
 
     async def inspect(self, container_id: str) -> Container | None:
@@ -88,7 +88,7 @@ class DockerSource:
         )
         out = {}
         for c in listed:
-            for name in c._container.get("Names") or ():
+            for name in c["Names"] or ():
                 out[str(name).lstrip("/")] = str(c.id)
         return out
 

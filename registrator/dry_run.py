@@ -14,28 +14,13 @@ from registrator.netinfo import default_route_address
 from registrator.settings import Settings
 
 
-def policy_for(settings: Settings, engine_name: str, host_address: str | None) -> MappingPolicy:
-    """The mapping's inputs: flags plus what the shell learnt about the host."""
-    return MappingPolicy(
-        node=settings.node or engine_name,
-        host_address=settings.ip or host_address or "127.0.0.1",
-        ip=settings.ip,
-        internal=settings.internal,
-        explicit=settings.explicit,
-        use_ip_from_label=settings.use_ip_from_label,
-        tags=settings.tags,
-        port_env=settings.port_env,
-        network=settings.network,
-    )
-
-
 async def dry_run(settings: Settings, out: TextIO) -> None:
     """Print the registration bodies as a JSON array; log each skip on stderr."""
     log = get_logger()
     instances: list[ServiceInstance] = []
     async with open_docker() as docker:
         info = await docker.engine_info()
-        policy = policy_for(settings, info.name, default_route_address())
+        policy = MappingPolicy.from_settings(settings, info.name, default_route_address())
         for container_id in await docker.running_ids():
             try:
                 container = await docker.inspect(container_id)

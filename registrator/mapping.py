@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from registrator.durations import parse_go_duration
 from registrator.model import Check, Container, ContainerPort, ServiceInstance, Skip
+from registrator.settings import Settings
 
 MAX_TAGS = 128
 MAX_META = 64  # Consul's limit
@@ -55,6 +56,23 @@ class MappingPolicy:
     tags: tuple[str, ...] = ()
     port_env: tuple[str, ...] = ("PORT",)
     network: str | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine_name: str, host_address: str | None
+    ) -> MappingPolicy:
+        """The flags, plus what the shell learnt about the host."""
+        return cls(
+            node=settings.node or engine_name,
+            host_address=settings.ip or host_address or "127.0.0.1",
+            ip=settings.ip,
+            internal=settings.internal,
+            explicit=settings.explicit,
+            use_ip_from_label=settings.use_ip_from_label,
+            tags=settings.tags,
+            port_env=settings.port_env,
+            network=settings.network,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from registrator.backends import Backend
 from registrator.backoff import Backoff
 from registrator.docker_source import DockerSource, open_docker
-from registrator.dry_run import policy_for
 from registrator.errors import BackendRejected, BackendUnavailable, DockerUnavailable
 from registrator.logs import get_logger
 from registrator.mapping import MappingPolicy, services_for
 from registrator.metrics import Metrics
 from registrator.model import Container, ServiceInstance, Skip
 from registrator.netinfo import default_route_address
-from registrator.reconcile import exit_keeps_registration, plan, ttl_check_id, with_ttl_check
+from registrator.reconcile import (
+    exit_keeps_registration,
+    id_owner,
+    plan,
+    ttl_check_id,
+    with_ttl_check,
+)
 from registrator.settings import Settings
 
 DEBOUNCE_S = 0.1  # a burst of events costs one pass per 100 ms; a lone event is handled at once
@@ -120,7 +125,9 @@ class Registrar:
                 host_address = await self._backend.node_address()
             except (BackendUnavailable, BackendRejected):
                 host_address = None
-        policy = policy_for(self._settings, info.name, host_address or default_route_address())
+        policy = MappingPolicy.from_settings(
+            self._settings, info.name, host_address or default_route_address()
+        )
         if self._policy is not None and policy != self._policy:
             self._log.info("mapping_policy_changed", node=policy.node)
         self._policy = policy
@@ -301,7 +308,7 @@ class Registrar:
     async def _find_kept(self, docker: DockerSource, actual: Mapping[str, ServiceInstance]) -> None:
         """After a (re)start, find exited containers whose registrations on-success keeps."""
         exited = await docker.exited_names()
-        names = {sid.split(":")[1] for sid in actual if sid.count(":") >= 2}
+        names = {owner[1] for sid in actual if (owner := id_owner(sid)) is not None}
         candidates = {exited[n] for n in names & exited.keys()}
         for cid, container in (await self._inspect_all(docker, candidates)).items():
             self._note_exit(cid, container)
