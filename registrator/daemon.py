@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from registrator import __version__
 from registrator.backends import Backend
 from registrator.backends.embedded import EmbeddedRegistry
 from registrator.broadcast import Latest
+from registrator.dns import DnsConfig, DnsServer
+from registrator.errors import StartupError
 from registrator.logs import get_logger
 from registrator.metrics import Metrics
 from registrator.model import CatalogSnapshot
-from registrator.ops import serve_ops
+from registrator.ops import start_ops
 from registrator.registrar import Registrar
 from registrator.settings import Settings
 
@@ -44,8 +48,10 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
     """Run until SIGTERM/SIGINT. A second signal exits at once."""
     log = get_logger()
     env = os.environ if environ is None else environ
+    dns_config = DnsConfig.from_settings(settings)  # ConfigError: before anything starts
     backend = make_backend(settings, env)
     snapshots: Latest[CatalogSnapshot] = Latest(CatalogSnapshot())
+    metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -58,25 +64,38 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    metrics = Metrics()
     registrar = None if settings.no_register else Registrar(settings, backend, metrics)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(_remove_signal_handlers, loop)
+        stack.push_async_callback(backend.close)
         await backend.start()
+        dns = None
+        if dns_config is not None:
+            dns = DnsServer(dns_config, snapshots)
+            await _listen(dns.start(), "DNS", f"{dns_config.host}:{dns_config.port}")
+            stack.push_async_callback(dns.close)
+            metrics.add_source("registrator_dns", lambda: _dns_counters(dns), _DNS_KINDS)
+        if settings.http_addr != "off":
+            probe = registrar.health if registrar is not None else dict
+            runner = await _listen(
+                start_ops(settings.http_addr, snapshots, probe, metrics), "ops", settings.http_addr
+            )
+            stack.push_async_callback(runner.cleanup)
         log.info(
             "daemon_started",
             version=__version__,
             backend=str(settings.uri),
             register=registrar is not None,
+            dns=dns_config is not None,
         )
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(backend.watch_catalog(snapshots))
+                tg.create_task(_track_snapshots(snapshots, metrics))
                 if registrar is not None:
                     tg.create_task(registrar.run())
-                if settings.http_addr != "off":
-                    probe = registrar.health if registrar is not None else dict
-                    tg.create_task(serve_ops(settings.http_addr, snapshots, probe, metrics))
-                tg.create_task(_track_snapshots(snapshots, metrics))
+                if dns is not None:
+                    tg.create_task(dns.serve_forever())
                 await stop.wait()
                 raise _Stop
         except* _Stop:
@@ -87,11 +106,31 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
                     await registrar.deregister_all()
             except TimeoutError:
                 log.warning("shutdown_deregister_timeout", grace_s=SHUTDOWN_GRACE_S)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await backend.close()
-        log.info("daemon_stopped")
+    log.info("daemon_stopped")
+
+
+T = TypeVar("T")
+
+
+async def _listen(starting: Awaitable[T], what: str, address: str) -> T:
+    try:
+        return await starting
+    except OSError as exc:
+        raise StartupError(f"{what} cannot listen on {address}: {exc.strerror or exc}") from exc
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+
+
+_DNS_KINDS = {"queries": "counter:rcode", "answer_seconds": "counter"}
+_RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def _dns_counters(dns: DnsServer) -> dict[str, Any]:
+    by_rcode = {(_RCODE_NAMES.get(rc, str(rc)),): n for rc, n in enumerate(dns.rcodes) if n}
+    return {"queries": by_rcode, "answer_seconds": dns.answer_seconds}
 
 
 async def _track_snapshots(snapshots: Latest[CatalogSnapshot], metrics: Metrics) -> None:

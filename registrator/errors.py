@@ -27,6 +27,10 @@ class ConfigError(RegistratorError):
         super().__init__("; ".join(self.problems))
 
 
+class StartupError(RegistratorError):
+    """Something the daemon needs at start-up is not available (a port is taken...)."""
+
+
 class InspectError(RegistratorError):
     """A container's inspect JSON lacks something the parser needs."""
 

@@ -4,7 +4,6 @@ instances with their health."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
@@ -72,16 +71,17 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def serve_ops(
+async def start_ops(
     address: str, snapshots: Latest[CatalogSnapshot], health: HealthProbe, metrics: Metrics
-) -> None:
+) -> web.AppRunner:
+    """Bind the ops endpoint; the caller cleans the runner up. OSError when it cannot bind."""
     host, port = parse_hostport(address)
     runner = web.AppRunner(build_app(snapshots, health, metrics), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        get_logger().info("ops_listening", address=address)
-        await asyncio.Event().wait()
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+    get_logger().info("ops_listening", address=address)
+    return runner

@@ -1,7 +1,7 @@
 """All DNS semantics: (zone, question) -> reply. Pure: no I/O, no clock, no randomness.
 
 The reply is structured, not packed: answers come in `Group`s (one per instance: an SRV record
-with the address records of its target for the Additional section), the unit that `wire.encode`
+with the address records of its target for the Additional section), the unit that `wire.assemble`
 orders (shuffling) and drops whole when a size limit cuts the message (truncation). Names are
 tuples of lower-case labels; the owner name of most answers is the question name itself, which the
 encoder writes as a pointer to the question, so the reply echoes the question's own spelling.
@@ -11,6 +11,19 @@ Grammar (after consul-dns.md §2; labels right of the domain are matched case-in
     <svc>.service.D   <tag>.<svc>.service.D   _<svc>._<tcp|tag>[.service].D   (SRV: RFC 2782)
     <node>.node.D     <hex>.addr.D            D (SOA, NS)   ns.D (glue)
     <reversed IP>.in-addr.arpa / .ip6.arpa PTR, for registered addresses
+
+Where this differs from Consul (consul-dns.md), on purpose:
+- TC is set whenever answers were dropped (Consul: only with enable_truncate); no fixed
+  udp_answer_limit of 3: as many records as fit the size limit.
+- SOA and NS are answered at the apex only; other existing names get NODATA + SOA.
+- NODATA always carries the SOA (Consul omits it for node lookups of other types); TXT is
+  NODATA (Consul answers TXT with A records).
+- Outside names without recursors, an unregistered PTR included, are REFUSED (Consul: SERVFAIL
+  for PTR); a query without RD is never forwarded.
+- No datacenter / peer labels (`web.service.dc1.consul` is NXDOMAIN), no prepared queries,
+  connect, ingress or virtual lookups, no node-meta TXT (the snapshot has no node meta), no
+  CNAME for hostname addresses (SRV targets the hostname; A/AAAA skip it), no EDNS client subnet.
+- SRV targets and PTR names have no `<dc>` label: `<hex>.addr.<domain>`, `<node>.node.<domain>`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 from registrator.broadcast import Latest
 from registrator.dns.answer import SERVFAIL, Forward
 from registrator.dns.config import DnsConfig
-from registrator.dns.wire import QR, Rejected, error_reply, parse_query
+from registrator.dns.wire import QR, Query, Rejected, error_reply, parse_query
 from registrator.dns.wire_cache import WireCache
 from registrator.dns.zone import build_zone
 from registrator.logs import get_logger
@@ -54,6 +54,9 @@ class DnsServer:
         self._forwards: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self._tick = 0
+        # Counters for /metrics, kept as plain ints: a list index increment is all a query pays.
+        self.rcodes = [0] * 16  # replies sent, by rcode
+        self.answer_seconds = 0.0  # time spent answering UDP batches (mean = this / replies)
         self.port = 0
         self._log = get_logger(role="dns")
 
@@ -104,9 +107,7 @@ class DnsServer:
             self._tcp.close()
             await self._tcp.wait_closed()
             self._tcp = None
-        for task in tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)  # their own CancelledErrors included
         self._watcher = None
 
     # -- zone ---------------------------------------------------------------------------------
@@ -159,26 +160,39 @@ class DnsServer:
         sock = self._udp
         if sock is None:
             return
-        for _ in range(_UDP_BATCH):
-            try:
-                data, addr = sock.recvfrom(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # e.g. an ICMP error queued on the socket
-                continue
-            variants = self._cache.hits_udp.get(data[2:])
-            if variants is not None:  # the hot path: a question seen before, byte for byte
-                self._tick += 1
-                reply: bytes | None = data[:2] + variants[self._tick % len(variants)]
-            else:
-                result = self._respond(data, addr, tcp=False)
-                if isinstance(result, Forward):
-                    self._start_forward(data, addr)
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        hits = self._cache.hits_udp  # the cache cannot be swapped while this callback runs
+        tick = self._tick
+        rcodes = self.rcodes
+        started = time.perf_counter()
+        try:
+            for _ in range(_UDP_BATCH):
+                try:
+                    data, addr = recvfrom(_RECV_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:  # e.g. an ICMP error queued on the socket
                     continue
-                reply = result
-            if reply is not None:
-                with suppress(OSError):  # a full send buffer drops the reply, as UDP may
-                    sock.sendto(reply, addr)
+                variants = hits.get(data[2:])
+                if variants is not None:  # the hot path: a question seen before, byte for byte
+                    tick += 1
+                    reply = data[:2] + variants[tick % len(variants)]
+                else:
+                    result = self._respond(data, addr, tcp=False)
+                    if isinstance(result, Forward):
+                        self._start_forward(data, addr)
+                        continue
+                    if result is None:
+                        continue
+                    reply = result
+                rcodes[reply[3] & 15] += 1
+                try:  # noqa: SIM105 - no context manager per packet on the hot path
+                    sendto(reply, addr)
+                except OSError:  # a full send buffer drops the reply, as UDP may
+                    pass
+        finally:
+            self._tick = tick
+            self.answer_seconds += time.perf_counter() - started
 
     def _respond(self, data: bytes, peer: Any, tcp: bool) -> bytes | Forward | None:
         """Answer from the cache; any failure becomes SERVFAIL. None: send nothing."""
@@ -201,17 +215,18 @@ class DnsServer:
             return
         task = asyncio.ensure_future(self._forward(data, tcp=False))
         self._forwards.add(task)
-        task.add_done_callback(lambda t: self._forward_done(t, peer))
+        task.add_done_callback(lambda t: self._forward_done(t, data, peer))
 
-    def _forward_done(self, task: asyncio.Task[bytes | None], peer: Any) -> None:
+    def _forward_done(self, task: asyncio.Task[bytes | None], data: bytes, peer: Any) -> None:
         self._forwards.discard(task)
         if task.cancelled() or self._udp is None:
             return
-        if task.exception() is not None:
-            self._log.error("dns_handler_failed", peer=_peer(peer), exc_info=task.exception())
-            return
-        reply = task.result()
+        exc = task.exception()
+        if exc is not None:
+            self._log.error("dns_handler_failed", peer=_peer(peer), exc_info=exc)
+        reply = task.result() if exc is None else _servfail(data, True)
         if reply is not None:
+            self.rcodes[reply[3] & 15] += 1
             with suppress(OSError):
                 self._udp.sendto(reply, peer)
 
@@ -262,6 +277,7 @@ class DnsServer:
                     reply = result
                 if reply is None:
                     break  # a packet we drop: end the conversation
+                self.rcodes[reply[3] & 15] += 1
                 writer.write(len(reply).to_bytes(2, "big") + reply)
                 await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
@@ -274,10 +290,14 @@ class DnsServer:
 
 
 def _servfail(data: bytes, ra: bool) -> bytes | None:
+    """SERVFAIL for `data`, echoing its question when it can be read; never raises."""
     if len(data) < 12 or data[2] & (QR >> 8):
         return None
-    query = parse_query(data)
-    return error_reply(data, SERVFAIL, None if isinstance(query, Rejected) else query, ra=ra)
+    try:
+        query = parse_query(data)
+    except Exception:  # noqa: BLE001 - the parser itself may be what failed
+        query = None
+    return error_reply(data, SERVFAIL, query if isinstance(query, Query) else None, ra=ra)
 
 
 def _peer(peer: Any) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import shutil
+import socket
 from dataclasses import dataclass
 
 import dns.asyncquery

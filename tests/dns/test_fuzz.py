@@ -49,22 +49,25 @@ SEEDS = [
 WORDS = [
     b"web",
     b"service",
-    b"consul",
     b"node",
     b"addr",
     b"_web",
     b"_tcp",
     b"big",
     b"node1",
+    b"v1",
     b"7f00000a",
     b"in-addr",
     b"arpa",
     b"ip6",
     b"10",
+    b"127",
+    b"0",
     b"alt",
     b"test",
     b"WeB",
     b"x" * 63,
+    b"consul",
 ]
 QTYPES = [1, 2, 6, 12, 16, 28, 33, 41, 251, 252, 255]
 SPECIAL = [0, 0x3F, 0x40, 0x80, 0xC0, 0xC0 | 12, 0xFF, 0x29]
@@ -100,26 +103,29 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def structured(draw: st.DrawFn) -> bytes:
-    """A well-framed query with random fields: reaches the grammar, not just the parser."""
+    """A well-framed query with random fields, mostly a plausible one (a query, class IN, a
+    common type, under `consul`), so that it reaches the grammar, not just the parser."""
     fields = draw(st.binary(min_size=16, max_size=16))  # one draw: cheap
     msg_id, flags, qtype, qclass, payload = struct.unpack_from("!5H", fields)
     (ttl,) = struct.unpack_from("!I", fields, 10)
-    shape = fields[14]
-    if shape & 1:
-        flags &= 0x7FFF  # mostly queries
-    if shape & 2:
-        flags &= 0x87FF  # mostly opcode QUERY
-    if shape & 4:
-        qtype = QTYPES[fields[15] % len(QTYPES)]
-    if shape & 8:
+    shape, pick = fields[14], fields[15]
+    if shape & 3:
+        flags &= 0x07FF  # a QUERY
+    if shape & 12:
         qclass = 1
-    labels = [WORDS[i % len(WORDS)] for i in draw(st.binary(max_size=6))]
-    if shape & 16:
-        labels.insert(fields[15] % (len(labels) + 1), draw(st.binary(max_size=64)))
+    if shape & 48:
+        qtype = QTYPES[pick % len(QTYPES)]
+    if shape & 64:
+        ttl &= 0xFF00FFFF  # EDNS version 0
+    labels = [WORDS[i % len(WORDS)] for i in draw(st.binary(max_size=5))]
+    if pick & 16:
+        labels.insert(pick % (len(labels) + 1), draw(st.binary(max_size=64)))
+    if pick & 96:
+        labels.append(b"consul")
     name = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
     opt = b""
-    if shape & 32:
-        rdata = fields[: fields[15] % 17]
+    if shape & 128:
+        rdata = fields[: pick % 17]
         opt = b"\x00" + struct.pack("!HHIH", 41, payload, ttl, len(rdata)) + rdata
     header = struct.pack("!6H", msg_id, flags, 1, 0, 0, 1 if opt else 0)
     return header + name + struct.pack("!HH", qtype, qclass) + opt

@@ -38,7 +38,8 @@ frontend fe
 
 backend be
     balance roundrobin
-    server-template web 3 _web._tcp.service.consul resolvers ours resolve-prefer ipv4 init-addr none check inter 200ms
+    default-server init-addr none check inter 200ms
+    server-template web 3 _web._tcp.service.consul resolvers ours resolve-prefer ipv4
 """
 
 

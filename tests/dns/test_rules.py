@@ -12,11 +12,11 @@ import dns.rcode
 import pytest
 from structlog.testing import capture_logs
 
+from registrator.dns import server as server_module
 from registrator.dns import wire_cache
 from tests.dns.catalog import CATALOG, inst, snapshot
-from tests.dns.clients import Client, dig, dnspython, raw_tcp, raw_udp, wire_query
+from tests.dns.clients import CLIENT_KINDS, Client, dig, dnspython, raw_tcp, raw_udp, wire_query
 from tests.dns.conftest import Serve, Served, need_tool
-
 
 # -- question echo ----------------------------------------------------------------------------
 
@@ -130,25 +130,33 @@ async def test_no_tc_when_truncation_is_off(serve: Serve) -> None:
 # -- health -----------------------------------------------------------------------------------
 
 
-async def test_only_passing_drops_warning_instances(serve: Serve) -> None:
+@pytest.mark.parametrize(("tool", "transport"), CLIENT_KINDS)
+async def test_only_passing_drops_warning_instances(
+    serve: Serve, tool: str, transport: str
+) -> None:
+    if tool == "dig":
+        need_tool("dig")
     served = await serve(only_passing=True)
-    result = await dnspython(served.port, "web.service.consul", "A")
+    client = Client(tool, transport, served.port)
+    result = await client.ask("web.service.consul", "A")
     assert result.answers() == {"A 127.0.0.10", "A 127.0.0.11"}
-    result = await dnspython(served.port, "_web._tcp.service.consul", "SRV", tcp=True)
+    result = await client.ask("_web._tcp.service.consul", "SRV")
     assert {r.rdata.split()[1] for r in result.answer} == {"1", "5"}  # Weights.Passing
 
 
-async def test_default_keeps_warning_and_drops_critical(served: Served) -> None:
-    result = await dnspython(served.port, "web.service.consul", "A")
+async def test_default_keeps_warning_and_drops_critical(client: Client) -> None:
+    result = await client.ask("web.service.consul", "A")
     assert "A 127.0.0.12" in result.answers()  # warning
     assert "A 127.0.0.13" not in result.answers()  # critical
+    result = await client.ask("_web._tcp.service.consul", "SRV")
+    assert "SRV 1 3 8082 7f00000c.addr.consul." in result.answers()  # Weights.Warning
 
 
 # -- catalog updates --------------------------------------------------------------------------
 
 
 async def _until(deadline_s: float, check: object) -> float:
-    """Poll `check()` (async, returns bool) until true; the seconds it took; fail at the deadline."""
+    """Poll `check()` (async, returns bool) until true; fail at the deadline."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     while not await check():  # type: ignore[operator]
@@ -158,14 +166,18 @@ async def _until(deadline_s: float, check: object) -> float:
     return loop.time() - start
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_registration_change_shows_within_one_second(served: Served, transport: str) -> None:
+@pytest.mark.parametrize(("tool", "transport"), CLIENT_KINDS)
+async def test_registration_change_shows_within_one_second(
+    served: Served, tool: str, transport: str
+) -> None:
     """Cached answers are dropped with the zone: a new instance, a new service and a removed
     service are answered for within 1 s of the snapshot being published."""
-    tcp = transport == "tcp"
-    before = await dnspython(served.port, "web.service.consul", "A", tcp=tcp)  # fills the cache
+    if tool == "dig":
+        need_tool("dig")
+    client = Client(tool, transport, served.port)
+    before = await client.ask("web.service.consul", "A")  # fills the cache
     assert len(before.answer) == 3
-    assert (await dnspython(served.port, "fresh.service.consul", "A", tcp=tcp)).rcode == "NXDOMAIN"
+    assert (await client.ask("fresh.service.consul", "A")).rcode == "NXDOMAIN"
     new = snapshot(
         *(i for i in CATALOG.instances if i.service.name != "Api"),
         inst("web", "127.0.0.14", 8084),
@@ -175,9 +187,9 @@ async def test_registration_change_shows_within_one_second(served: Served, trans
     await served.snapshots.publish(new)
 
     async def changed() -> bool:
-        web = await dnspython(served.port, "web.service.consul", "A", tcp=tcp)
-        fresh = await dnspython(served.port, "fresh.service.consul", "A", tcp=tcp)
-        api = await dnspython(served.port, "api.service.consul", "A", tcp=tcp)
+        web = await client.ask("web.service.consul", "A")
+        fresh = await client.ask("fresh.service.consul", "A")
+        api = await client.ask("api.service.consul", "A")
         return (
             "A 127.0.0.14" in web.answers()
             and fresh.answers() == {"A 127.0.0.60"}
@@ -225,6 +237,23 @@ async def test_handler_exception_becomes_servfail_and_is_logged(
     assert failures[0]["exc_info"] is True
     monkeypatch.undo()
     assert (await dnspython(served.port, "web.service.consul", "A")).rcode == "NOERROR"
+
+
+async def test_parser_exception_still_gets_servfail(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when reading the query is what fails, the client gets SERVFAIL with its ID."""
+
+    def broken(data: bytes) -> object:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(wire_cache, "parse_query", broken)
+    monkeypatch.setattr(server_module, "parse_query", broken)
+    query = wire_query("web.service.consul", msg_id=77)
+    for ask in (raw_udp, raw_tcp):
+        (reply,) = await ask(served.port, query)
+        msg = dns.message.from_wire(reply)
+        assert (msg.id, msg.rcode(), msg.question) == (77, dns.rcode.SERVFAIL, [])
 
 
 def _header(

@@ -11,8 +11,7 @@ import dns.rcode
 import pytest
 
 from registrator.dns import answer as a
-from registrator.dns import wire
-from registrator.dns import wire_cache
+from registrator.dns import wire, wire_cache
 from registrator.dns.config import DnsConfig
 from registrator.dns.wire_cache import WireCache
 from registrator.dns.zone import build_zone
@@ -72,7 +71,8 @@ def test_opt_after_other_additional_records() -> None:
     msg.additional.append(dns.rrset.from_text("x.consul.", 0, "IN", "A", "10.0.0.1"))
     q = wire.parse_query(msg.to_wire())
     assert isinstance(q, wire.Query)
-    assert q.edns is not None and q.edns.payload == 2000
+    assert q.edns is not None
+    assert q.edns.payload == 2000
 
 
 @pytest.mark.parametrize(
@@ -98,8 +98,10 @@ def test_flags_copied_and_set() -> None:
     query = dns.message.make_query("web.service.consul", "A", use_edns=0, want_dnssec=True)
     query.flags |= dns.flags.CD
     msg = respond(cache(), query.to_wire())
-    assert msg.flags & dns.flags.QR and msg.flags & dns.flags.AA
-    assert msg.flags & dns.flags.RD and msg.flags & dns.flags.CD
+    assert msg.flags & dns.flags.QR
+    assert msg.flags & dns.flags.AA
+    assert msg.flags & dns.flags.RD
+    assert msg.flags & dns.flags.CD
     assert not msg.flags & (dns.flags.RA | dns.flags.TC | dns.flags.AD)
     assert msg.ednsflags & dns.flags.DO
     assert msg.payload == wire.OUR_PAYLOAD
@@ -150,7 +152,8 @@ def test_repeat_questions_hit_the_raw_cache_with_a_new_id() -> None:
     first = c.respond(wire_query("web.service.consul", msg_id=1))
     assert len(c.hits_udp) == 1
     second = c.respond(wire_query("web.service.consul", msg_id=2))
-    assert isinstance(first, bytes) and isinstance(second, bytes)
+    assert isinstance(first, bytes)
+    assert isinstance(second, bytes)
     assert second[:2] == b"\x00\x02"
     assert len(first) == len(second)
 

@@ -1,0 +1,71 @@
+"""The DNS role inside the daemon: a container started on the real engine resolves through dig
+within a second of its registration; DNS metrics count the queries; a taken port is exit 3."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.docker_support import ContainerFactory, wait_until
+from tests.integration.processes import Daemon, free_port
+
+pytestmark = pytest.mark.docker
+
+
+def dig(port: int, *query: str) -> list[str]:
+    out = subprocess.run(
+        ["dig", "@127.0.0.1", "-p", str(port), "+short", "+tries=1", "+time=2", *query],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return out.stdout.split("\n")[:-1]
+
+
+def test_containers_resolve_through_the_daemon(
+    tmp_path: Path, containers: ContainerFactory, busybox_image: str
+) -> None:
+    port = free_port()
+    d = Daemon(tmp_path / "d.log", "-ip", "127.0.0.1")
+    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+    d.start()
+    try:
+        d.wait_healthy()
+        c = containers.run(
+            busybox_image,
+            ["sleep", "300"],
+            ports={"8080/tcp": ("127.0.0.1", None)},
+            environment={"SERVICE_NAME": "shop"},
+        )
+        c.reload()
+        host_port = c.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        wait_until(
+            lambda: dig(port, "shop.service.consul") == ["127.0.0.1"], timeout=10, what="A record"
+        )
+        srv = dig(port, "_shop._tcp.service.consul", "SRV")
+        assert len(srv) == 1
+        assert srv[0].split()[2] == host_port
+        c.stop(timeout=0)
+        wait_until(lambda: dig(port, "shop.service.consul") == [], timeout=10, what="gone")
+        metrics = d.get("/metrics").text
+        assert 'registrator_dns_queries_total{rcode="NOERROR"}' in metrics
+        assert 'registrator_dns_queries_total{rcode="NXDOMAIN"}' in metrics
+    finally:
+        d.kill9()
+
+
+def test_a_taken_dns_port_is_a_startup_failure(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        d = Daemon(tmp_path / "d.log", "-ip", "127.0.0.1")
+        d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+        d.start()
+        assert d.proc is not None
+        assert d.proc.wait(30) == 3
+    (failure,) = d.events("startup_failed")
+    assert f"DNS cannot listen on 127.0.0.1:{port}" in failure["error"]
