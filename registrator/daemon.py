@@ -19,6 +19,7 @@ from registrator.logs import get_logger
 from registrator.metrics import Metrics
 from registrator.model import CatalogSnapshot
 from registrator.ops import start_ops
+from registrator.proxy_config import METRIC_KINDS, ProxyConfig, ProxyWriter
 from registrator.registrar import Registrar
 from registrator.settings import Settings
 
@@ -49,6 +50,7 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
     log = get_logger()
     env = os.environ if environ is None else environ
     dns_config = DnsConfig.from_settings(settings)  # ConfigError: before anything starts
+    proxy_config = ProxyConfig.from_settings(settings)
     backend = make_backend(settings, env)
     snapshots: Latest[CatalogSnapshot] = Latest(CatalogSnapshot())
     metrics = Metrics()
@@ -81,12 +83,16 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
                 start_ops(settings.http_addr, snapshots, probe, metrics), "ops", settings.http_addr
             )
             stack.push_async_callback(runner.cleanup)
+        writer = ProxyWriter(proxy_config) if proxy_config is not None else None
+        if writer is not None:
+            metrics.add_source("registrator_proxy", writer.stats.counters, METRIC_KINDS)
         log.info(
             "daemon_started",
             version=__version__,
             backend=str(settings.uri),
             register=registrar is not None,
             dns=dns_config is not None,
+            proxy=proxy_config is not None,
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -96,6 +102,8 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
                     tg.create_task(registrar.run())
                 if dns is not None:
                     tg.create_task(dns.serve_forever())
+                if writer is not None:
+                    tg.create_task(writer.run(snapshots))
                 await stop.wait()
                 raise _Stop
         except* _Stop:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from registrator.durations import parse_go_duration
 from registrator.model import Check, Container, ContainerPort, ServiceInstance, Skip
+from registrator.routing_hints import hint_tags
 from registrator.settings import Settings
 
 MAX_TAGS = 128
@@ -136,11 +137,14 @@ def services_for(container: Container, policy: MappingPolicy) -> Mapped:
 
     selectors = {str(c.port) for c in candidates} | {c.label for c in candidates if c.label}
     shared = {k: v for k, v in keys.items() if not _is_port_key(k, selectors)}
+    tcp_ports = frozenset(c.port for c in candidates if c.protocol == "tcp")
     instances: list[ServiceInstance] = []
     seen_ids: set[str] = set()
     for cand in candidates:
         own = _port_keys(keys, cand)
-        instance = _instance(container, policy, cand, shared, own, considered > 1, label_ip, acc)
+        instance = _instance(
+            container, policy, cand, shared, own, considered > 1, label_ip, tcp_ports, acc
+        )
         if instance is None:
             continue
         if instance.id in seen_ids:
@@ -301,6 +305,7 @@ def _instance(
     own: Mapping[str, str],
     several: bool,
     label_ip: str | None,
+    tcp_ports: frozenset[int],
     acc: _Acc,
 ) -> ServiceInstance | None:
     keys = {**shared, **own}
@@ -330,6 +335,8 @@ def _instance(
     if checks is None:
         return None
     tags = _tags(keys.get("tags", ""), policy.tags, cand.protocol, spec, acc)
+    if cand.protocol == "tcp":
+        tags += _routing_tags(container, name, cand.port, tags, tcp_ports, spec, sid, acc)
     meta = _meta(keys, spec, acc)
     return ServiceInstance(
         id=sid,
@@ -472,6 +479,25 @@ def _tags(value: str, extra: Sequence[str], protocol: str, spec: str, acc: _Acc)
         acc.adjust("tags_truncated", f"{len(tags)} tags given, the first {MAX_TAGS} kept", spec)
         tags = tags[:MAX_TAGS]
     return tags
+
+
+def _routing_tags(
+    container: Container,
+    name: str,
+    port: int,
+    tags: Sequence[str],
+    tcp_ports: frozenset[int],
+    spec: str,
+    sid: str,
+    acc: _Acc,
+) -> tuple[str, ...]:
+    """Traefik, nginx-proxy and fabio routing hints as Consul tags in Traefik's grammar."""
+    hints, problems = hint_tags(
+        container.labels, container.env, service_name=name, port=port, tags=tags, ports=tcp_ports
+    )
+    for problem in problems:
+        acc.adjust("routing_hint_invalid", problem, spec, sid)
+    return tuple(t for t in hints if t not in tags)
 
 
 def _meta(keys: Mapping[str, str], spec: str, acc: _Acc) -> tuple[tuple[str, str], ...]:

@@ -435,6 +435,34 @@ CASES = [
 ]
 
 
+CASES += [
+    Case(
+        "nginx-proxy VIRTUAL_HOST/VIRTUAL_PATH become Traefik-grammar tags",
+        "bridge_single",
+        [
+            body(
+                "vm:api1:8080",
+                "api",
+                "127.0.0.1",
+                18081,
+                [
+                    "traefik.enable=true",
+                    "traefik.http.routers.api.rule=Host(`shop.example.com`) && PathPrefix(`/api`)",
+                ],
+            )
+        ],
+        env={"VIRTUAL_HOST": "shop.example.com", "VIRTUAL_PATH": "/api"},
+    ),
+    Case(
+        "a routing hint that could inject configuration is dropped with a reason",
+        "bridge_single",
+        [body("vm:api1:8080", "api", "127.0.0.1", 18081)],
+        [("routing_hint_invalid", "8080/tcp")],
+        env={"VIRTUAL_HOST": "bad host\n#x"},
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_mapping(case: Case) -> None:
     mapped = services_for(load(case.fixture, case.labels, case.env), policy(**case.policy))
