@@ -27,12 +27,12 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.docker_support import (  # noqa: E402
+from tests.docker_support import (
     ContainerFactory,
     build_busybox_image,
     wait_until,
 )
-from tests.integration.processes import TEST_NODE, Daemon  # noqa: E402
+from tests.integration.processes import TEST_NODE, Daemon
 
 PORTS = {"8080/tcp": ("127.0.0.1", None)}
 
@@ -98,8 +98,14 @@ def main() -> int:
             for _ in range(args.samples):
                 c = containers.run(image, ["sleep", "600"], ports=PORTS)
                 sid = f"{TEST_NODE}:{c.name}:8080"
-                wait_until(lambda: sid in registered_at(daemon) and c.id in subscriber.received,
-                           timeout=30, interval=0.02, what="registration")
+                wait_until(
+                    lambda sid=sid, cid=c.id: (
+                        sid in registered_at(daemon) and cid in subscriber.received
+                    ),
+                    timeout=30,
+                    interval=0.02,
+                    what="registration",
+                )
                 t_event, t_raw = subscriber.received[c.id]
                 floor.append((t_raw - t_event / 1e9) * 1000)
                 ours.append((registered_at(daemon)[sid] - t_event / 1e9) * 1000)
@@ -108,13 +114,22 @@ def main() -> int:
 
             # 2. A burst, started concurrently.
             with ThreadPoolExecutor(8) as pool:
-                burst = list(pool.map(
-                    lambda _: containers.run(image, ["sleep", "600"], ports=PORTS),
-                    range(args.burst)))
+                burst = list(
+                    pool.map(
+                        lambda _: containers.run(image, ["sleep", "600"], ports=PORTS),
+                        range(args.burst),
+                    )
+                )
             ids = {f"{TEST_NODE}:{c.name}:8080" for c in burst}
-            wait_until(lambda: ids <= registered_at(daemon).keys() and all(
-                c.id in subscriber.received for c in burst), timeout=120, interval=0.05,
-                what="the burst")
+            wait_until(
+                lambda: (
+                    ids <= registered_at(daemon).keys()
+                    and all(c.id in subscriber.received for c in burst)
+                ),
+                timeout=120,
+                interval=0.05,
+                what="the burst",
+            )
             last_start = max(subscriber.received[c.id][0] for c in burst) / 1e9
             last_registered = max(registered_at(daemon)[s] for s in ids)
             burst_ms = (last_registered - last_start) * 1000
@@ -123,14 +138,22 @@ def main() -> int:
             # 3. RSS with N x M services from host-network env ports.
             env = {f"P{n}_PORT": str(20000 + n) for n in range(args.rss_ports)}
             with ThreadPoolExecutor(8) as pool:
-                many = list(pool.map(
-                    lambda _: containers.run(image, ["sleep", "600"], network_mode="host",
-                                             environment=env),
-                    range(args.rss_containers)))
+                many = list(
+                    pool.map(
+                        lambda _: containers.run(
+                            image, ["sleep", "600"], network_mode="host", environment=env
+                        ),
+                        range(args.rss_containers),
+                    )
+                )
             total = args.rss_containers * args.rss_ports
             names = {c.name for c in many}
-            wait_until(lambda: sum(1 for s in daemon.services() if s.split(":")[1] in names)
-                       >= total, timeout=300, interval=0.5, what=f"{total} services")
+            wait_until(
+                lambda: sum(1 for s in daemon.services() if s.split(":")[1] in names) >= total,
+                timeout=300,
+                interval=0.5,
+                what=f"{total} services",
+            )
             assert daemon.proc is not None
             rss = rss_mb(daemon.proc.pid)
             containers.cleanup()
@@ -139,17 +162,33 @@ def main() -> int:
         subscriber.close()
 
     print(f"registration latency, {args.samples} isolated starts (ms from the engine's event):")
-    print(f"  raw event subscriber (floor)  p50 {pct(floor, .5):7.1f}   p99 {pct(floor, .99):7.1f}")
-    print(f"  registrator                   p50 {pct(ours, .5):7.1f}   p99 {pct(ours, .99):7.1f}")
-    print(f"  added by registrator          p50 {pct(added, .5):7.1f}   p99 {pct(added, .99):7.1f}"
-          f"   (target p50 <= 20 ms)")
-    print(f"burst of {args.burst}: last registered {burst_ms:.0f} ms after the last start"
-          f"   (target <= 1000 ms)")
+    print(
+        f"  raw event subscriber (floor)  p50 {pct(floor, 0.5):7.1f}   p99 {pct(floor, 0.99):7.1f}"
+    )
+    print(f"  registrator                   p50 {pct(ours, 0.5):7.1f}   p99 {pct(ours, 0.99):7.1f}")
+    print(
+        f"  added by registrator          p50 {pct(added, 0.5):7.1f}   p99 {pct(added, 0.99):7.1f}"
+        f"   (target p50 <= 20 ms)"
+    )
+    print(
+        f"burst of {args.burst}: last registered {burst_ms:.0f} ms after the last start"
+        f"   (target <= 1000 ms)"
+    )
     print(f"RSS with {total} registered services: {rss:.1f} MB   (target <= 60 MB)")
-    print(json.dumps({"floor_p50_ms": pct(floor, .5), "ours_p50_ms": pct(ours, .5),
-                      "added_p50_ms": pct(added, .5), "added_p99_ms": pct(added, .99),
-                      "floor_mean_ms": statistics.mean(floor), "burst_ms": burst_ms,
-                      "rss_mb": rss, "services": total}))
+    print(
+        json.dumps(
+            {
+                "floor_p50_ms": pct(floor, 0.5),
+                "ours_p50_ms": pct(ours, 0.5),
+                "added_p50_ms": pct(added, 0.5),
+                "added_p99_ms": pct(added, 0.99),
+                "floor_mean_ms": statistics.mean(floor),
+                "burst_ms": burst_ms,
+                "rss_mb": rss,
+                "services": total,
+            }
+        )
+    )
     return 0
 
 
