@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from docker.models.containers import Container
 
+from registrator.reconcile import id_owner
 from tests.docker_support import ContainerFactory, wait_until
 from tests.integration.processes import TEST_NODE, Daemon, Emulator, ids_for
 
@@ -41,8 +42,17 @@ def start_daemon(
     return d
 
 
-def ours(emu: Emulator) -> set[str]:
-    return {sid for sid in emu.services() if sid.startswith(TEST_NODE + ":")}
+def ours(emu: Emulator, *cs: Container, token: str | None = None) -> set[str]:
+    """This test's registrations: other containers may run on the same engine (the daemon
+    registers them too), so every assertion is scoped to the containers the test started."""
+    names = {c.name for c in cs}
+    return {
+        sid
+        for sid in emu.services(token)
+        if (owner := id_owner(sid)) is not None
+        and owner == (TEST_NODE, owner[1])
+        and owner[1] in names
+    }
 
 
 def expected_ids(*cs: Container) -> set[str]:
@@ -93,18 +103,24 @@ def test_kill9_changes_while_down_restart_with_cleanup(
     d1 = start_daemon(tmp_path, emulator, "-cleanup", log="d1.log")
     a = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
     b = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
-    wait_until(lambda: ours(emulator) == expected_ids(a, b), timeout=15, what="a and b")
+    wait_until(lambda: ours(emulator, a, b) == expected_ids(a, b), timeout=15, what="a and b")
     d1.kill9()
     b.stop(timeout=0)
     c = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
-    assert ours(emulator) == expected_ids(a, b)  # nobody watching
+    assert ours(emulator, a, b, c) == expected_ids(a, b)  # nobody watching
     d2 = start_daemon(tmp_path, emulator, "-cleanup", log="d2.log")
     try:
-        wait_until(lambda: ours(emulator) == expected_ids(a, c), timeout=15, what="convergence")
+        wait_until(
+            lambda: ours(emulator, a, b, c) == expected_ids(a, c), timeout=15, what="convergence"
+        )
         services = emulator.services()
         assert "othernode:x:80" in services
         assert "manual-1" in services
-        registrations = [e["service_id"] for e in d2.events("service_registered")]
+        registrations = [
+            e["service_id"]
+            for e in d2.events("service_registered")
+            if e["service_id"] in expected_ids(a, b, c)
+        ]
         assert registrations == [f"{TEST_NODE}:{c.name}:8080"]  # a was already there
     finally:
         d2.kill9()
@@ -134,7 +150,7 @@ def test_consul_500s_then_recovers(
         )
         # The test's own reads fail during the fault too; ValueError: a 500 is not JSON.
         wait_until(
-            lambda: ours(emulator) == expected_ids(a),
+            lambda: ours(emulator, a) == expected_ids(a),
             timeout=30,
             what="convergence",
             ignore=(ValueError,),
@@ -149,13 +165,13 @@ def test_consul_refusing_connections_then_recovers(
     d = start_daemon(tmp_path, emulator)
     try:
         a = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
-        wait_until(lambda: ours(emulator) == expected_ids(a), timeout=10, what="a")
+        wait_until(lambda: ours(emulator, a) == expected_ids(a), timeout=10, what="a")
         emulator.post("/_emulator/listener/restart", params={"down": "3s"})
         a.stop(timeout=0)
         b = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
         wait_until(lambda: d.events("registry_unavailable"), timeout=10, what="refused")
         wait_until(
-            lambda: ours(emulator) == expected_ids(b),
+            lambda: ours(emulator, a, b) == expected_ids(b),
             timeout=30,
             what="convergence",
             ignore=(OSError,),
@@ -173,7 +189,8 @@ def test_ttl_checks_pass_while_running_and_go_critical_after_kill(
     try:
         wait_until(lambda: check_id in emulator.checks(), timeout=10, what="TTL check")
         # Passing now, and still passing after more than one TTL: the daemon keeps passing it.
-        first_pass = len(d.events("service_registered"))
+        sid = f"{TEST_NODE}:{a.name}:8080"
+        first_pass = sum(e["service_id"] == sid for e in d.events("service_registered"))
         assert emulator.checks()[check_id]["Status"] == "passing"
         wait_until(lambda: ttl_passes(emulator, check_id) >= 4, timeout=15, what="4 passes")
         assert emulator.checks()[check_id]["Status"] == "passing"
@@ -205,20 +222,20 @@ def test_acl_refusal_is_logged_with_consuls_text_and_not_retried(
     d = start_daemon(tmp_path, emu, "-resync", "1", log="anon.log")
     try:
         a = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
-        wait_until(lambda: d.events("service_register_failed"), timeout=10, what="refusal")
-        (failure,) = d.events("service_register_failed")
+        sid = f"{TEST_NODE}:{a.name}:8080"
+
+        def failures() -> list[dict[str, Any]]:
+            return [e for e in d.events("service_register_failed") if e["service_id"] == sid]
+
+        wait_until(failures, timeout=10, what="refusal")
+        failure = failures()[0]
         assert failure["status"] == 403
         assert failure["error"].startswith("Permission denied: anonymous token lacks permission")
         assert failure["retryable"] is False
         # Later passes do not hammer Consul: at most one attempt per resync.
         wait_until(lambda: len(d.events("reconcile_done")) >= 4, timeout=15, what="more passes")
-        attempts = [
-            r
-            for r in emu.get("/_emulator/requests").json()
-            if r["path"] == "/v1/agent/service/register"
-        ]
         resyncs = sum(1 for e in d.events("reconcile_done") if e.get("full"))
-        assert 1 <= len(attempts) <= resyncs + 1
+        assert 1 <= len(failures()) <= resyncs + 1
         d.kill9()
         d2 = start_daemon(
             tmp_path,
@@ -230,7 +247,7 @@ def test_acl_refusal_is_logged_with_consuls_text_and_not_retried(
         )
         try:
             wait_until(
-                lambda: ours_with(emu, "s3cret-master") == expected_ids(a),
+                lambda: ours(emu, a, token="s3cret-master") == expected_ids(a),
                 timeout=10,
                 what="registration with the token file",
             )
@@ -240,10 +257,6 @@ def test_acl_refusal_is_logged_with_consuls_text_and_not_retried(
     finally:
         d.kill9()
         emu.stop()
-
-
-def ours_with(emu: Emulator, token: str) -> set[str]:
-    return {sid for sid in emu.services(token) if sid.startswith(TEST_NODE + ":")}
 
 
 def test_storm_of_100_containers(
@@ -263,7 +276,7 @@ def test_storm_of_100_containers(
                 )
             )
             wait_until(
-                lambda: ours(emulator) == expected_ids(*started),
+                lambda: ours(emulator, *started) == expected_ids(*started),
                 timeout=120,
                 interval=0.5,
                 what="100 registrations",
@@ -272,7 +285,10 @@ def test_storm_of_100_containers(
             list(pool.map(lambda c: c.kill(), stopped))
         truth = expected_ids(*started[1::2])
         wait_until(
-            lambda: ours(emulator) == truth, timeout=120, interval=0.5, what="the engine's truth"
+            lambda: ours(emulator, *started) == truth,
+            timeout=120,
+            interval=0.5,
+            what="the engine's truth",
         )
         assert ids_for(emulator.services(), started[0].name) == set()
     finally:
