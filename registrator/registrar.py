@@ -131,9 +131,7 @@ class Registrar:
         if self._policy is not None and policy != self._policy:
             self._log.info("mapping_policy_changed", node=policy.node)
         self._policy = policy
-        set_node = getattr(self._backend, "set_node", None)
-        if set_node is not None:
-            set_node(policy.node, policy.host_address)
+        self._backend.set_node(policy.node, policy.host_address)
         self._full = True
         self._docker_problem = None
         self._log.info(

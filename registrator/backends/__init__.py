@@ -18,6 +18,9 @@ class Backend(Protocol):
 
     async def close(self) -> None: ...
 
+    def set_node(self, name: str, address: str) -> None:
+        """This host's node name and address, once the Docker engine told us."""
+
     async def register(self, instance: ServiceInstance) -> None: ...
 
     async def deregister(self, service_id: str) -> None:

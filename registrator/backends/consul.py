@@ -101,10 +101,10 @@ class ConsulBackend:
     @property
     def client(self) -> consul.aio.Consul:
         if self._client is None:
-            self._client = self._connect()
+            raise RuntimeError("ConsulBackend.start() was not called")
         return self._client
 
-    def _connect(self) -> consul.aio.Consul:
+    async def _connect(self) -> consul.aio.Consul:
         cfg = self._config
         verify: bool | str = cfg.ca_file or True
         client = consul.aio.Consul(
@@ -124,11 +124,13 @@ class ConsulBackend:
                 connector=aiohttp.UnixConnector(path=cfg.unix_path, limit=_MAX_CONNECTIONS)
             )
             http.base_uri = "http://localhost"
-            asyncio.get_running_loop().create_task(old_session.close())
+            await old_session.close()
         return client
 
     async def start(self) -> None:
         """Wait for the agent to answer: -retry-attempts times (-1: forever)."""
+        if self._client is None:
+            self._client = await self._connect()
         attempt = 0
         while True:
             try:
@@ -150,6 +152,9 @@ class ConsulBackend:
     def _where(self) -> str:
         cfg = self._config
         return cfg.unix_path or f"{cfg.scheme}://{cfg.host}:{cfg.port}"
+
+    def set_node(self, name: str, address: str) -> None:
+        return None  # the agent knows its own node; IDs carry ours
 
     async def close(self) -> None:
         if self._client is not None:
