@@ -24,6 +24,7 @@ from registrator.registrar import Registrar
 from registrator.settings import Settings
 
 SHUTDOWN_GRACE_S = 10.0
+DUPLICATE_SIGNAL_S = 0.5
 
 
 class _Stop(Exception):
@@ -57,10 +58,18 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
+    first_signal_at = 0.0
+
     def on_signal(sig: signal.Signals) -> None:
+        nonlocal first_signal_at
         if stop.is_set():
+            # `make`, `timeout` and process-group kills deliver the same signal twice at once;
+            # only a later one is somebody insisting.
+            if loop.time() - first_signal_at < DUPLICATE_SIGNAL_S:
+                return
             log.warning("daemon_forced_exit", signal=sig.name)
             os._exit(128 + sig.value)
+        first_signal_at = loop.time()
         log.info("daemon_stopping", signal=sig.name)
         stop.set()
 

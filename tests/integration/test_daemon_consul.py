@@ -3,6 +3,8 @@ too): outages, restarts with -cleanup, TTL checks, ACL refusals."""
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,3 +295,35 @@ def test_storm_of_100_containers(
         assert ids_for(emulator.services(), started[0].name) == set()
     finally:
         d.kill9()
+
+
+def test_shutdown_deregisters_when_asked_and_a_second_signal_forces_exit(
+    tmp_path: Path, emulator: Emulator, containers: ContainerFactory, busybox_image: str
+) -> None:
+    """--deregister-on-shutdown removes running containers' services on SIGTERM; when that hangs
+    (Consul stalls), a second SIGTERM exits at once with 128+15."""
+    a = containers.run(busybox_image, ["sleep", "300"], ports=PORTS)
+    d = start_daemon(tmp_path, emulator, "--deregister-on-shutdown", log="d1.log")
+    wait_until(lambda: ours(emulator, a) == expected_ids(a), timeout=10, what="registered")
+    assert d.stop() == 0
+    assert ours(emulator, a) == set()
+
+    d2 = start_daemon(tmp_path, emulator, "--deregister-on-shutdown", log="d2.log")
+    try:
+        wait_until(lambda: ours(emulator, a) == expected_ids(a), timeout=10, what="again")
+        emulator.post(
+            "/_emulator/fault",
+            params={"path": "/v1/agent/service/deregister", "status": "none", "delay": "30s"},
+        )
+        assert d2.proc is not None
+        d2.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: d2.events("daemon_stopping"), timeout=10, what="stopping")
+        stopping_at = time.monotonic()
+        # Past the window in which a duplicate of the first signal is ignored.
+        wait_until(lambda: time.monotonic() - stopping_at > 0.6, timeout=5, what="a moment")
+        assert d2.proc.poll() is None  # still stuck deregistering
+        d2.proc.send_signal(signal.SIGTERM)
+        assert d2.proc.wait(10) == 128 + signal.SIGTERM
+        assert d2.events("daemon_forced_exit")
+    finally:
+        d2.kill9()

@@ -3,6 +3,7 @@ the ops endpoint's /v1/catalog)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +172,15 @@ def test_sigterm_keeps_registrations_and_exits_zero(
     assert d.stop() == 0
     assert [e["event"] for e in d.events()][-2:] == ["daemon_stopping", "daemon_stopped"]
     assert not d.events("service_deregistered")
+
+
+def test_a_second_signal_forces_exit_but_a_duplicate_does_not(tmp_path: Path) -> None:
+    """Two SIGTERMs at once (make, timeout and process-group kills do that) stop gracefully; a
+    second signal a moment later forces the exit."""
+    d = Daemon(tmp_path / "d.log", "-ip", "127.0.0.1").start()
+    d.wait_healthy()
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    assert not d.events("daemon_forced_exit")
