@@ -105,7 +105,8 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
         )
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(backend.watch_catalog(snapshots))
+                if _snapshot_consumed(settings):
+                    tg.create_task(backend.watch_catalog(snapshots))
                 tg.create_task(_track_snapshots(snapshots, metrics))
                 if registrar is not None:
                     tg.create_task(registrar.run())
@@ -127,6 +128,17 @@ async def run_daemon(settings: Settings, environ: Mapping[str, str] | None = Non
 
 
 T = TypeVar("T")
+
+
+def _snapshot_consumed(settings: Settings) -> bool:
+    """Whether anything reads the registry snapshot. In Consul mode, watching the whole catalog
+    costs every daemon one blocking query per service name; skip it when nobody looks."""
+    return (
+        not settings.uri.is_consul
+        or settings.dns_addr != "off"
+        or settings.http_addr != "off"
+        or bool(settings.haproxy_config or settings.traefik_config)
+    )
 
 
 async def _listen(starting: Awaitable[T], what: str, address: str) -> T:

@@ -24,7 +24,11 @@ from registrator.model import CatalogInstance, CatalogSnapshot, Health, ServiceI
 from registrator.settings import RegistryURI
 
 T = TypeVar("T")
-_WAIT = "5m"  # Consul's default blocking wait; the server adds up to wait/16 of jitter
+# 4m + Consul's jitter (up to wait/16) = 255 s, under aiohttp's default 300 s total timeout: with
+# Consul's own 5m default every idle query would time out on the client side (found by
+# bench/fleet.py).
+_WAIT = "4m"
+_SETTLE_S = 0.25  # after an answer, wait before asking again: a deploy wave becomes one answer
 _MAX_CONNECTIONS = 4096  # one per watched service name is held open by its blocking query
 
 
@@ -270,7 +274,10 @@ class _CatalogWatcher:
             index: str | None = None
             while True:
                 index, names = await self._blocking(
-                    lambda i: self._backend.client.catalog.services(index=i, wait=_WAIT), index
+                    lambda i: self._backend.client.catalog.services(
+                        index=i, wait=_WAIT, consistency="stale"
+                    ),
+                    index,
                 )
                 for name in set(watchers) - set(names):
                     watchers.pop(name).cancel()
@@ -313,6 +320,8 @@ class _CatalogWatcher:
         self, query: Callable[[str | None], Awaitable[tuple[str, Any]]], index: str | None
     ) -> tuple[str, Any]:
         """One blocking query, retried with capped backoff while Consul is unavailable."""
+        if index is not None:
+            await asyncio.sleep(_SETTLE_S)  # the answer was published; let the next changes pile up
         delay = 0.5
         while True:
             try:

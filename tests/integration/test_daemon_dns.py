@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.docker_support import ContainerFactory, wait_until
-from tests.integration.processes import Daemon, free_port
+from tests.integration.processes import Daemon, Emulator, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -69,3 +70,41 @@ def test_a_taken_dns_port_is_a_startup_failure(tmp_path: Path) -> None:
         assert d.proc.wait(30) == 3
     (failure,) = d.events("startup_failed")
     assert f"DNS cannot listen on 127.0.0.1:{port}" in failure["error"]
+
+
+def test_consul_mode_serves_the_cluster_wide_catalog(tmp_path: Path) -> None:
+    """--no-register against Consul (an edge host): services registered by others appear in the
+    snapshot and in DNS, from blocking queries; health changes drop critical instances."""
+    emu = Emulator(tmp_path / "emu.log").start()
+    port = free_port()
+    d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
+    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+    try:
+        d.start()
+        d.wait_healthy()
+        body = {
+            "Name": "billing",
+            "ID": "hostx:billing1:8080",
+            "Address": "127.0.0.9",
+            "Port": 8080,
+            "Check": {"TTL": "60s", "Status": "passing"},
+        }
+        assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+        wait_until(
+            lambda: dig(port, "billing.service.consul") == ["127.0.0.9"],
+            timeout=10,
+            what="the other host's service in DNS",
+        )
+        assert "hostx:billing1:8080" in d.services()
+        emu.post(
+            "/_emulator/check/service:hostx:billing1:8080/status", params={"status": "critical"}
+        )
+        wait_until(
+            lambda: dig(port, "billing.service.consul") == [],
+            timeout=10,
+            what="critical instance dropped",
+        )
+        assert d.services()["hostx:billing1:8080"]["Status"] == "critical"
+    finally:
+        d.kill9()
+        emu.stop()
