@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
 from registrator.backends import Backend
@@ -336,33 +336,23 @@ class Registrar:
     async def _apply(
         self, register: tuple[ServiceInstance, ...], deregister: tuple[str, ...]
     ) -> tuple[bool, int, int, int]:
+        """Register, then deregister. Stops at the first unavailable-registry error (the pass is
+        retried with backoff); a 4xx skips that one service."""
         registered = deregistered = failed = 0
         for inst in register:
             if self._rejected.get(inst.id) == inst:
                 continue
-            try:
-                await self._backend.register(inst)
-            except BackendRejected as exc:
-                failed += 1
-                self._metrics.registrations.labels("rejected").inc()
+            outcome = await self._call(
+                self._backend.register(inst), inst.id, "service_register_failed", registering=True
+            )
+            if outcome == "rejected":
                 self._rejected[inst.id] = inst
-                self._log.error(
-                    "service_register_failed",
-                    service_id=inst.id,
-                    status=exc.status,
-                    error=exc.text,
-                    retryable=False,
-                )
-                continue
-            except BackendUnavailable as exc:
-                self._registry_problem = str(exc)
-                self._metrics.registrations.labels("unavailable").inc()
-                self._log.warning(
-                    "service_register_failed", service_id=inst.id, error=str(exc), retryable=True
-                )
+            if outcome == "unavailable":
                 return False, registered, deregistered, failed + 1
+            if outcome != "ok":
+                failed += 1
+                continue
             registered += 1
-            self._metrics.registrations.labels("ok").inc()
             self._ours.add(inst.id)
             self._log.info(
                 "service_registered",
@@ -372,30 +362,41 @@ class Registrar:
                 port=inst.port,
             )
         for sid in deregister:
-            try:
-                await self._backend.deregister(sid)
-            except BackendRejected as exc:
-                failed += 1
-                self._metrics.deregistrations.labels("rejected").inc()
-                self._log.error(
-                    "service_deregister_failed",
-                    service_id=sid,
-                    status=exc.status,
-                    error=exc.text,
-                    retryable=False,
-                )
-                continue
-            except BackendUnavailable as exc:
-                self._metrics.deregistrations.labels("unavailable").inc()
-                self._log.warning(
-                    "service_deregister_failed", service_id=sid, error=str(exc), retryable=True
-                )
+            outcome = await self._call(
+                self._backend.deregister(sid), sid, "service_deregister_failed", registering=False
+            )
+            if outcome == "unavailable":
                 return False, registered, deregistered, failed + 1
+            if outcome != "ok":
+                failed += 1
+                continue
             deregistered += 1
-            self._metrics.deregistrations.labels("ok").inc()
             self._ours.discard(sid)
             self._log.info("service_deregistered", service_id=sid)
         return True, registered, deregistered, failed
+
+    async def _call(
+        self, call: Awaitable[None], sid: str, failed_event: str, *, registering: bool
+    ) -> str:
+        """One registry call: "ok", "rejected" (4xx, logged with the registry's text) or
+        "unavailable", counted by result."""
+        m = self._metrics
+        counter = m.registrations if registering else m.deregistrations
+        try:
+            await call
+        except BackendRejected as exc:
+            counter.labels("rejected").inc()
+            self._log.error(
+                failed_event, service_id=sid, status=exc.status, error=exc.text, retryable=False
+            )
+            return "rejected"
+        except BackendUnavailable as exc:
+            counter.labels("unavailable").inc()
+            self._registry_problem = str(exc)
+            self._log.warning(failed_event, service_id=sid, error=str(exc), retryable=True)
+            return "unavailable"
+        counter.labels("ok").inc()
+        return "ok"
 
     async def _refresh_ttl_forever(self) -> None:
         """Pass every TTL check of a running container every -ttl-refresh seconds."""
