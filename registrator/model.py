@@ -279,10 +279,3 @@ class CatalogSnapshot:
     instances: tuple[CatalogInstance, ...] = ()
     nodes: tuple[tuple[str, str], ...] = ()  # (node name, node address), sorted
     version: int = 0  # grows with every published change
-
-    def by_service(self) -> dict[str, list[CatalogInstance]]:
-        """Instances grouped by service name, lower-cased (lookups are case-insensitive)."""
-        out: dict[str, list[CatalogInstance]] = {}
-        for inst in self.instances:
-            out.setdefault(inst.service.name.lower(), []).append(inst)
-        return out

@@ -47,11 +47,7 @@ def plan(
     (exited non-zero under `-deregister on-success`) stay, so their checks turn critical."""
     ours = set(ours)
     keep = set(keep_containers)
-    register = tuple(
-        inst
-        for sid, inst in sorted(desired.items())
-        if not same_registration(actual.get(sid), inst)
-    )
+    register = tuple(inst for sid, inst in sorted(desired.items()) if actual.get(sid) != inst)
     deregister: list[str] = []
     kept: list[str] = []
     for sid in sorted(actual):
@@ -66,11 +62,6 @@ def plan(
             continue
         deregister.append(sid)
     return Plan(register, tuple(deregister), tuple(kept))
-
-
-def same_registration(current: ServiceInstance | None, wanted: ServiceInstance) -> bool:
-    """Whether the registry already holds `wanted` (the fields a registration sets)."""
-    return current is not None and current == wanted
 
 
 def with_ttl_check(instance: ServiceInstance, ttl: int) -> ServiceInstance:
