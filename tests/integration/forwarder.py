@@ -93,13 +93,18 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
     except (ConnectionError, ssl.SSLError):
         pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
+    except asyncio.CancelledError:
+        # Only the forwarder's shutdown cancels: drop what the peer never read, and end normally
+        # so asyncio does not log the cancellation.
+        writer.transport.abort()
+        return
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), 5)
 
 
 class Forwarder:
-    """Runs its own event loop in a thread; `.handshakes` counts accepted client connections."""
+    """Runs its own event loop in a thread; `.connections` counts accepted client connections."""
 
     def __init__(
         self, target_port: int, *, unix_path: Path | None = None, tls: ssl.SSLContext | None = None
@@ -112,41 +117,56 @@ class Forwarder:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._main: asyncio.Task[None] | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except (OSError, asyncio.CancelledError):
+            writer.transport.abort()
+            return
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def serve() -> None:
-            if self.unix_path is not None:
-                server = await asyncio.start_unix_server(self._handle, path=str(self.unix_path))
-            else:
-                server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
-                self.port = server.sockets[0].getsockname()[1]
-            self._server = server
-            self._ready.set()
+            try:
+                if self.unix_path is not None:
+                    server = await asyncio.start_unix_server(self._handle, path=str(self.unix_path))
+                else:
+                    server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
+                    self.port = server.sockets[0].getsockname()[1]
+            finally:
+                self._ready.set()
             async with server:
                 await server.serve_forever()
 
+        self._main = self._loop.create_task(serve())
         with contextlib.suppress(asyncio.CancelledError):
-            self._loop.run_until_complete(serve())
+            self._loop.run_until_complete(self._main)
+        # Connections outlive the server: cancel them and let their transports finish closing
+        # before the loop goes, or they warn "unclosed transport" in some later test.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0))
+        self._loop.close()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Forwarder]:
         self._thread.start()
-        self._ready.wait(10)
+        if not self._ready.wait(10):
+            raise RuntimeError("the forwarder did not start")
         try:
             yield self
         finally:
-            self._loop.call_soon_threadsafe(self._server.close)
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
+            if self._main is not None:
+                self._loop.call_soon_threadsafe(self._main.cancel)
             self._thread.join(10)
-            self._loop.close()
 
 
 def server_tls(pki: Pki) -> ssl.SSLContext:
