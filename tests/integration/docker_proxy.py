@@ -115,6 +115,7 @@ class ReadOnlyDockerProxy:
         self._thread = threading.Thread(target=self._run, name="docker-proxy", daemon=True)
         self._main: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._open: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -135,7 +136,7 @@ class ReadOnlyDockerProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        cancelled = False
+        self._open.add(writer)
         try:
             while (head := await _read_head(reader)) is not None:
                 request_line, headers = _headers(head)
@@ -153,6 +154,7 @@ class ReadOnlyDockerProxy:
                 self._record(Seen(method, target, allowed=True))
                 if upstream is None:
                     upstream = await asyncio.open_unix_connection(str(self.upstream))
+                    self._open.add(upstream[1])
                 up_reader, up_writer = upstream
                 up_writer.write(head)
                 await up_writer.drain()
@@ -175,23 +177,15 @@ class ReadOnlyDockerProxy:
         except (_ClientGone, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            # Only the proxy's own shutdown cancels a handler. Ending normally keeps asyncio from
-            # logging the cancellation, and abort() below drops what the peer never read.
-            cancelled = True
+            pass  # only the proxy's own shutdown cancels; ending quietly keeps asyncio's log clean
         except Exception as exc:  # noqa: BLE001 - kept for the test to report
             self._error = exc
         finally:
-            for w in (writer, upstream[1] if upstream else None):
-                if w is None:
-                    continue
-                if cancelled:
-                    w.transport.abort()
-                    continue
-                w.close()
-                try:
-                    await asyncio.wait_for(w.wait_closed(), 5)
-                except (OSError, TimeoutError):
-                    w.transport.abort()
+            # No await here: a shutdown cancel could land in it and skip the rest. Transports
+            # still closing when the loop stops are aborted by _run.
+            writer.close()
+            if upstream is not None:
+                upstream[1].close()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -218,8 +212,11 @@ class ReadOnlyDockerProxy:
             task.cancel()
         if pending:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        # A transport left half-closed when the loop stops would warn "unclosed transport" in
-        # whichever later test collects it; abort() schedules connection_lost: let it run.
+        # A transport still open or half-closed when the loop stops would warn "unclosed
+        # transport" in whichever later test collects it. abort() drops what a peer never read
+        # (close() would wait for it) and schedules connection_lost: let that run.
+        for w in self._open:
+            w.transport.abort()
         self._loop.run_until_complete(asyncio.sleep(0))
         self._loop.close()
 

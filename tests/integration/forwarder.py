@@ -94,13 +94,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     except (ConnectionError, ssl.SSLError):
         pass
     except asyncio.CancelledError:
-        # Only the forwarder's shutdown cancels: drop what the peer never read, and end normally
-        # so asyncio does not log the cancellation.
-        writer.transport.abort()
-        return
-    writer.close()
-    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-        await asyncio.wait_for(writer.wait_closed(), 5)
+        pass  # only the forwarder's own shutdown cancels; ending quietly keeps asyncio's log clean
+    finally:
+        writer.close()  # no await: Forwarder._run aborts what is still closing when it stops
 
 
 class Forwarder:
@@ -118,14 +114,17 @@ class Forwarder:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._main: asyncio.Task[None] | None = None
+        self._open: set[asyncio.StreamWriter] = set()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._open.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except (OSError, asyncio.CancelledError):
-            writer.transport.abort()
+            writer.close()
             return
+        self._open.add(up_writer)
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     def _run(self) -> None:
@@ -146,13 +145,17 @@ class Forwarder:
         self._main = self._loop.create_task(serve())
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._main)
-        # Connections outlive the server: cancel them and let their transports finish closing
-        # before the loop goes, or they warn "unclosed transport" in some later test.
+        # Connections outlive the server: cancel them and close their transports before the
+        # loop goes, or they warn "unclosed transport" in whichever later test collects them.
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
         if pending:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # abort() drops what a peer never read (close() would wait for it) and schedules
+        # connection_lost, which closes the socket: let that run.
+        for w in self._open:
+            w.transport.abort()
         self._loop.run_until_complete(asyncio.sleep(0))
         self._loop.close()
 
