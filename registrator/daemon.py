@@ -166,4 +166,4 @@ async def _track_snapshots(snapshots: Latest[CatalogSnapshot], metrics: Metrics)
     version = snapshots.version
     while True:
         version, snapshot = await snapshots.wait_newer(version)
-        metrics.snapshot_published(snapshot.version)
+        metrics.snapshot_published(snapshot)

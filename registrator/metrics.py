@@ -6,12 +6,15 @@ at scrape time, so answering a query never touches a metrics lock."""
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from registrator.model import CatalogSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -74,10 +77,19 @@ class Metrics:
             registry=r,
         )
         self.snapshot_age.set_function(lambda: time.monotonic() - self._snapshot_at)
+        self.instances = Gauge(
+            "registrator_catalog_instances",
+            "Instances in the registry snapshot, by aggregated health",
+            ["status"],
+            registry=r,
+        )
 
-    def snapshot_published(self, version: int) -> None:
-        self.snapshot_version.set(version)
+    def snapshot_published(self, snapshot: CatalogSnapshot) -> None:
+        self.snapshot_version.set(snapshot.version)
         self._snapshot_at = time.monotonic()
+        counts = collections.Counter(i.status for i in snapshot.instances)
+        for status in ("passing", "warning", "critical"):
+            self.instances.labels(status).set(counts[status])
 
     def add_source(self, prefix: str, source: CountersSource, kinds: Mapping[str, str]) -> None:
         """Expose counters a component keeps itself: `source()` returns name -> value, or name ->

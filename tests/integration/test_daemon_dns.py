@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from tests.docker_support import ContainerFactory, wait_until
-from tests.integration.processes import Daemon, Emulator, free_port
+from tests.integration.processes import TEST_NODE, Daemon, Emulator, free_port
+from tests.proxy.support import httpd_command
 
 pytestmark = pytest.mark.docker
 
@@ -55,6 +56,48 @@ def test_containers_resolve_through_the_daemon(
         metrics = d.get("/metrics").text
         assert 'registrator_dns_queries_total{rcode="NOERROR"}' in metrics
         assert 'registrator_dns_queries_total{rcode="NXDOMAIN"}' in metrics
+    finally:
+        d.kill9()
+
+
+def test_embedded_checks_take_a_broken_app_out_of_dns(
+    tmp_path: Path, containers: ContainerFactory, busybox_image: str
+) -> None:
+    """The container keeps running while its app breaks: the embedded registry's own HTTP check
+    turns critical and DNS stops answering for it, then takes it back once the app recovers."""
+    port = free_port()
+    d = Daemon(tmp_path / "d.log", "-ip", "127.0.0.1")
+    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+    d.start()
+    try:
+        d.wait_healthy()
+        c = containers.run(
+            busybox_image,
+            httpd_command("fine"),
+            ports={"8080/tcp": ("127.0.0.1", None)},
+            environment={
+                "SERVICE_NAME": "cart",
+                "SERVICE_CHECK_HTTP": "/index.html",
+                "SERVICE_CHECK_INTERVAL": "1s",
+            },
+        )
+        sid = f"{TEST_NODE}:{c.name}:8080"
+        wait_until(lambda: dig(port, "cart.service.consul") == ["127.0.0.1"], timeout=15, what="A")
+        assert d.services()[sid]["Status"] == "passing"
+
+        assert c.exec_run(["busybox", "mv", "/w/index.html", "/w/gone.html"]).exit_code == 0
+        wait_until(lambda: dig(port, "cart.service.consul") == [], timeout=15, what="out of DNS")
+        assert d.services()[sid]["Status"] == "critical"  # still registered: the container runs
+        (changed,) = [e for e in d.events("check_status_changed") if e["status"] == "critical"]
+        assert changed["service_id"] == sid
+        assert "404" in changed["output"]
+        assert 'registrator_catalog_instances{status="critical"} 1.0' in d.get("/metrics").text
+
+        assert c.exec_run(["busybox", "mv", "/w/gone.html", "/w/index.html"]).exit_code == 0
+        wait_until(
+            lambda: dig(port, "cart.service.consul") == ["127.0.0.1"], timeout=15, what="back"
+        )
+        d.assert_alive()
     finally:
         d.kill9()
 

@@ -53,6 +53,8 @@ def test_metrics_count_what_happened(
         assert metric(text, "registrator_reconcile_duration_seconds_count") >= 1
         assert metric(text, "registrator_registered_services") >= 1
         assert metric(text, "registrator_snapshot_version") >= 1
+        assert metric(text, 'registrator_catalog_instances{status="passing"}') >= 1
+        assert metric(text, 'registrator_catalog_instances{status="critical"}') == 0
         assert "registrator_snapshot_staleness_seconds" in text
     finally:
         d.kill9()
