@@ -13,6 +13,8 @@ from registrator.model import CatalogInstance, CatalogSnapshot, Check, Health, S
 from registrator.probes import RUNNABLE_KINDS, Prober, ProbeResult, initial_status, timings, worst
 from registrator.reconcile import ttl_check_id
 
+LOGGED_OUTPUT = 512  # of a check's output, per status change: enough to see why, not a page dump
+
 
 class EmbeddedRegistry:
     def __init__(self, node: str = "", node_address: str = "127.0.0.1") -> None:
@@ -132,7 +134,7 @@ class EmbeddedRegistry:
                     check=index,
                     kind=check.kind,
                     status=result.status,
-                    output=result.output,
+                    output=result.output[:LOGGED_OUTPUT],
                 )
                 self._changed.set()
             await asyncio.sleep(interval)
