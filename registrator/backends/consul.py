@@ -1,7 +1,7 @@
 """Consul, through py-consul's asyncio client: the only module that imports `consul`.
 
 Registrations go to the local agent (`/v1/agent/service/register`); the cluster-wide snapshot for
-DNS and the proxy comes from blocking queries: one on `/v1/catalog/services` for the set of names,
+DNS and the proxy comes from stale blocking queries: one on `/v1/catalog/services` for the names,
 and one per service name on `/v1/health/service/<name>`, so an unchanged catalog costs nothing and
 a change costs one answer for the service that changed (never one request per DNS query)."""
 
@@ -12,10 +12,12 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import consul.aio
 import consul.exceptions as consul_errors
+from consul.callback import CB
 
 from registrator.broadcast import Latest
 from registrator.errors import BackendRejected, BackendUnavailable, ConfigError
@@ -293,9 +295,7 @@ class _CatalogWatcher:
     async def _watch_service(self, name: str) -> None:
         index: str | None = None
         while True:
-            index, entries = await self._blocking(
-                lambda i: self._backend.client.health.service(name, index=i, wait=_WAIT), index
-            )
+            index, entries = await self._blocking(lambda i: self._health_service(name, i), index)
             instances = []
             for entry in entries or ():
                 node = entry.get("Node") or {}
@@ -315,6 +315,21 @@ class _CatalogWatcher:
                 )
             self._by_name[name] = tuple(instances)
             self._changed.set()
+
+    def _health_service(self, name: str, index: str | None) -> Awaitable[tuple[str, Any]]:
+        """`/v1/health/service/<name>` with `?stale`, which py-consul's helper cannot ask for:
+        any server answers (reads spread over the servers, and keep working without a leader)."""
+        client = self._backend.client
+        params = [("stale", "1")]
+        if index:
+            params += [("index", index), ("wait", _WAIT)]
+        result: Awaitable[tuple[str, Any]] = client.http.get(
+            CB.json(index=True),
+            f"/v1/health/service/{quote(name, safe='')}",
+            params=params,
+            headers=client.prepare_headers(None),
+        )
+        return result
 
     async def _blocking(
         self, query: Callable[[str | None], Awaitable[tuple[str, Any]]], index: str | None

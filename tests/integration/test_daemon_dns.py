@@ -151,3 +151,38 @@ def test_consul_mode_serves_the_cluster_wide_catalog(tmp_path: Path) -> None:
     finally:
         d.kill9()
         emu.stop()
+
+
+def test_consul_mode_reads_stale_and_keeps_up_without_a_leader(tmp_path: Path) -> None:
+    """The watcher's reads carry ?stale, so any server may answer them: while the cluster has no
+    leader (an election, a lost quorum) health changes still reach DNS."""
+    emu = Emulator(tmp_path / "emu.log").start()
+    port = free_port()
+    d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
+    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+    try:
+        d.start()
+        d.wait_healthy()
+        body = {
+            "Name": "ledger",
+            "ID": "hosty:ledger1:8080",
+            "Address": "127.0.0.8",
+            "Port": 8080,
+            "Check": {"TTL": "60s", "Status": "passing"},
+        }
+        assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+        wait_until(
+            lambda: dig(port, "ledger.service.consul") == ["127.0.0.8"], timeout=10, what="A"
+        )
+        emu.post("/_emulator/no-leader", params={"enable": "true"})
+        emu.post(
+            "/_emulator/check/service:hosty:ledger1:8080/status", params={"status": "critical"}
+        )
+        wait_until(lambda: dig(port, "ledger.service.consul") == [], timeout=10, what="dropped")
+        reads = emu.get("/_emulator/requests", params={"path": "/v1/health/service/ledger"}).json()
+        assert reads
+        assert all("stale" in r["query"] for r in reads), reads
+        assert not d.events("consul_watch_failed"), d.log_tail()
+    finally:
+        d.kill9()
+        emu.stop()
