@@ -183,6 +183,18 @@ class EmulatorProcess:
                 self.proc.wait()
 
 
+def quiet(emulator: EmulatorProcess, seconds: float, timeout: float) -> None:
+    """Return once no request has reached the emulator for `seconds` (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    last = sum(emulator.stats().counts.values())
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < seconds and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = sum(emulator.stats().counts.values())  # the stats endpoint counts nothing
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+
+
 @dataclass(frozen=True)
 class Stats:
     counts: Counter[str]
@@ -388,7 +400,9 @@ def run_fleet(
             start_batch(watchers, timeout=args.timeout)
             converge(watchers, b'"Name": "fleet-', n * args.services, t0, args.timeout, pause=1.0)
 
-            # 3. Idle: nothing changes; only blocking queries that time out come back.
+            # 3. Idle: nothing changes; only blocking queries that time out come back. The tail
+            # of start-up (queries re-issued after the watchers' settle pause) is not rest.
+            quiet(emulator, seconds=2.0, timeout=args.timeout)
             before = emulator.stats()
             time.sleep(args.idle)  # a measuring window, not a wait for a condition
             after = emulator.stats()
