@@ -42,6 +42,7 @@ def make_backend(settings: Settings, environ: Mapping[str, str]) -> Backend:
         token_file=settings.token_file,
         retry_attempts=settings.retry_attempts,
         retry_interval_ms=settings.retry_interval,
+        watch_services=settings.watch_services,
     )
     return ConsulBackend(config)
 

@@ -207,6 +207,16 @@ class Settings:
             kind="bool",
         ),
     )
+    watch_services: tuple[str, ...] = field(
+        default=(),
+        metadata=_opt(
+            "Consul: hold only these service names in the snapshot for DNS and the proxy "
+            "(comma list of globs with * and ?, any case; repeatable; default: all)",
+            "watch-services",
+            kind="list",
+            metavar="GLOB",
+        ),
+    )
     dns_addr: str = field(
         default="127.0.0.1:8600",
         metadata=_opt(
@@ -605,4 +615,9 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     for glob in values.get("port_env", ()):
         if not re.fullmatch(r"[A-Za-z0-9_*?]+", glob):
             problems.append(f"-port-env: {glob!r} may hold only letters, digits, _, * and ?")
+    for glob in values.get("watch_services", ()):
+        if not re.fullmatch(r"[A-Za-z0-9._*?-]+", glob):
+            problems.append(
+                f"-watch-services: {glob!r} may hold only letters, digits, ., _, -, * and ?"
+            )
     return problems

@@ -8,6 +8,7 @@ a change costs one answer for the service that changed (never one request per DN
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -45,6 +46,7 @@ class ConsulConfig:
     client_cert: tuple[str, str] | None = None
     retry_attempts: int = 0
     retry_interval_s: float = 2.0
+    watch_services: tuple[str, ...] = ()  # globs; empty: every name
 
     @classmethod
     def from_uri(
@@ -55,6 +57,7 @@ class ConsulConfig:
         token_file: str | None = None,
         retry_attempts: int = 0,
         retry_interval_ms: int = 2000,
+        watch_services: tuple[str, ...] = (),
     ) -> ConsulConfig:
         """Resolve the URI against CONSUL_* env vars, as Consul's own tools do."""
         host, port = uri.host, uri.port
@@ -76,6 +79,7 @@ class ConsulConfig:
             client_cert=(cert, key) if cert and key else None,
             retry_attempts=retry_attempts,
             retry_interval_s=retry_interval_ms / 1000,
+            watch_services=watch_services,
         )
 
 
@@ -248,6 +252,12 @@ def _instance_from_agent(svc: Mapping[str, Any]) -> ServiceInstance:
     )
 
 
+def watched(name: str, globs: tuple[str, ...]) -> bool:
+    """Whether the snapshot holds service `name` (`--watch-services`; Consul's service names, like
+    its DNS, are case-insensitive)."""
+    return not globs or any(fnmatch.fnmatchcase(name.lower(), g.lower()) for g in globs)
+
+
 def aggregate_status(checks: list[Mapping[str, Any]]) -> Health:
     """Consul's AggregatedStatus, with maintenance counted as critical."""
     statuses = {str(c.get("Status", "")) for c in checks}
@@ -264,6 +274,7 @@ class _CatalogWatcher:
     def __init__(self, backend: ConsulBackend, snapshots: Latest[CatalogSnapshot]) -> None:
         self._backend = backend
         self._snapshots = snapshots
+        self._globs = backend._config.watch_services
         self._by_name: dict[str, tuple[CatalogInstance, ...]] = {}
         self._nodes: dict[str, str] = {}
         self._changed = asyncio.Event()
@@ -281,11 +292,12 @@ class _CatalogWatcher:
                     ),
                     index,
                 )
-                for name in set(watchers) - set(names):
+                wanted = {n for n in names if watched(n, self._globs)}
+                for name in set(watchers) - wanted:
                     watchers.pop(name).cancel()
                     self._by_name.pop(name, None)
                     self._changed.set()
-                for name in set(names) - set(watchers):
+                for name in wanted - set(watchers):
                     watchers[name] = asyncio.create_task(self._watch_service(name))
         finally:
             for task in (*watchers.values(), publisher):

@@ -186,3 +186,30 @@ def test_consul_mode_reads_stale_and_keeps_up_without_a_leader(tmp_path: Path) -
     finally:
         d.kill9()
         emu.stop()
+
+
+def test_watch_services_limits_the_snapshot_and_the_queries(tmp_path: Path) -> None:
+    """An edge host that serves only some names asks Consul about those names only."""
+    emu = Emulator(tmp_path / "emu.log").start()
+    port = free_port()
+    d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
+    d.args += ["--dns-addr", f"127.0.0.1:{port}", "--watch-services", "BILL*,web"]
+    try:
+        d.start()
+        d.wait_healthy()
+        # ledger first: the catalog answer that brings billing also lists ledger
+        for name, address in (("ledger", "127.0.0.7"), ("billing", "127.0.0.6")):
+            body = {"Name": name, "ID": f"hostz:{name}1:8080", "Address": address, "Port": 8080}
+            assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+        wait_until(
+            lambda: dig(port, "billing.service.consul") == ["127.0.0.6"], timeout=10, what="A"
+        )
+        assert set(d.services()) == {"hostz:billing1:8080"}
+        assert dig(port, "ledger.service.consul") == []
+        health_reads = {
+            r["path"] for r in emu.get("/_emulator/requests", params={"path": "/v1/health/"}).json()
+        }
+        assert health_reads == {"/v1/health/service/billing"}
+    finally:
+        d.kill9()
+        emu.stop()

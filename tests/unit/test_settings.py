@@ -123,6 +123,7 @@ def test_every_problem_is_reported_at_once() -> None:
         (["-ttl", "10", "-ttl-refresh", "10"], "-ttl-refresh (10) must be smaller than -ttl (10)"),
         (["--node", "a:b"], "contains ':'"),
         (["--port-env", "BAD-NAME"], "may hold only letters"),
+        (["--watch-services", "web,bad name"], "-watch-services: 'bad name' may hold only"),
         (["-retry-attempts", "-2"], "use -1 for forever"),
         (["consul://h:1/path"], "nothing after it"),
         (["consul-unix://"], "needs a socket path"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from registrator.backends.consul import ConsulConfig, aggregate_status, read_token
+from registrator.backends.consul import ConsulConfig, aggregate_status, read_token, watched
 from registrator.backoff import Backoff
 from registrator.broadcast import Latest
 from registrator.errors import ConfigError
@@ -114,3 +114,19 @@ def test_token_precedence(tmp_path: Path) -> None:
 )
 def test_aggregate_status(statuses: list[str], result: str) -> None:
     assert aggregate_status([{"Status": s} for s in statuses]) == result
+
+
+@pytest.mark.parametrize(
+    ("name", "globs", "result"),
+    [
+        ("web", (), True),  # no filter: every name
+        ("web", ("web",), True),
+        ("Web", ("web",), True),  # Consul names are case-insensitive
+        ("web-api", ("web",), False),
+        ("web-api", ("web*",), True),
+        ("billing", ("web*", "bill?ng"), True),
+        ("consul", ("web*",), False),
+    ],
+)
+def test_watched_names(name: str, globs: tuple[str, ...], result: bool) -> None:
+    assert watched(name, globs) is result
