@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.integration.thread_loops import close_loop
+
 ENGINE_SOCKET = Path("/var/run/docker.sock")
 ALLOWED_METHODS = frozenset({"GET"})
 _MAX_HEAD = 64 * 1024
@@ -206,19 +208,7 @@ class ReadOnlyDockerProxy:
         self._main = self._loop.create_task(serve())
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._main)
-        # Let the connection handlers see their cancellation before the loop closes.
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        # A transport still open or half-closed when the loop stops would warn "unclosed
-        # transport" in whichever later test collects it. abort() drops what a peer never read
-        # (close() would wait for it) and schedules connection_lost: let that run.
-        for w in self._open:
-            w.transport.abort()
-        self._loop.run_until_complete(asyncio.sleep(0))
-        self._loop.close()
+        close_loop(self._loop, self._open)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[ReadOnlyDockerProxy]:

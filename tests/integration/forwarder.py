@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.integration.thread_loops import close_loop
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -145,19 +147,7 @@ class Forwarder:
         self._main = self._loop.create_task(serve())
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._main)
-        # Connections outlive the server: cancel them and close their transports before the
-        # loop goes, or they warn "unclosed transport" in whichever later test collects them.
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        # abort() drops what a peer never read (close() would wait for it) and schedules
-        # connection_lost, which closes the socket: let that run.
-        for w in self._open:
-            w.transport.abort()
-        self._loop.run_until_complete(asyncio.sleep(0))
-        self._loop.close()
+        close_loop(self._loop, self._open)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Forwarder]:

@@ -3,8 +3,10 @@ within a second of its registration; DNS metrics count the queries; a taken port
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -115,24 +117,36 @@ def test_a_taken_dns_port_is_a_startup_failure(tmp_path: Path) -> None:
     assert f"DNS cannot listen on 127.0.0.1:{port}" in failure["error"]
 
 
-def test_consul_mode_serves_the_cluster_wide_catalog(tmp_path: Path) -> None:
-    """--no-register against Consul (an edge host): services registered by others appear in the
-    snapshot and in DNS, from blocking queries; health changes drop critical instances."""
+@contextlib.contextmanager
+def edge_host(tmp_path: Path, *args: str) -> Iterator[tuple[Emulator, Daemon, int]]:
+    """An emulated Consul and a `--no-register` daemon serving DNS from it: (emulator, daemon,
+    DNS port)."""
     emu = Emulator(tmp_path / "emu.log").start()
     port = free_port()
     d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
-    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
+    d.args += ["--dns-addr", f"127.0.0.1:{port}", *args]
     try:
         d.start()
         d.wait_healthy()
-        body = {
-            "Name": "billing",
-            "ID": "hostx:billing1:8080",
-            "Address": "127.0.0.9",
-            "Port": 8080,
-            "Check": {"TTL": "60s", "Status": "passing"},
-        }
-        assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+        yield emu, d, port
+    finally:
+        d.kill9()
+        emu.stop()
+
+
+def register_elsewhere(emu: Emulator, name: str, sid: str, address: str, ttl: bool = True) -> None:
+    """What another host's daemon would register (with a passing TTL check unless told not to)."""
+    body: dict[str, object] = {"Name": name, "ID": sid, "Address": address, "Port": 8080}
+    if ttl:
+        body["Check"] = {"TTL": "60s", "Status": "passing"}
+    assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+
+
+def test_consul_mode_serves_the_cluster_wide_catalog(tmp_path: Path) -> None:
+    """--no-register against Consul (an edge host): services registered by others appear in the
+    snapshot and in DNS, from blocking queries; health changes drop critical instances."""
+    with edge_host(tmp_path) as (emu, d, port):
+        register_elsewhere(emu, "billing", "hostx:billing1:8080", "127.0.0.9")
         wait_until(
             lambda: dig(port, "billing.service.consul") == ["127.0.0.9"],
             timeout=10,
@@ -148,29 +162,13 @@ def test_consul_mode_serves_the_cluster_wide_catalog(tmp_path: Path) -> None:
             what="critical instance dropped",
         )
         assert d.services()["hostx:billing1:8080"]["Status"] == "critical"
-    finally:
-        d.kill9()
-        emu.stop()
 
 
 def test_consul_mode_reads_stale_and_keeps_up_without_a_leader(tmp_path: Path) -> None:
     """The watcher's reads carry ?stale, so any server may answer them: while the cluster has no
     leader (an election, a lost quorum) health changes still reach DNS."""
-    emu = Emulator(tmp_path / "emu.log").start()
-    port = free_port()
-    d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
-    d.args += ["--dns-addr", f"127.0.0.1:{port}"]
-    try:
-        d.start()
-        d.wait_healthy()
-        body = {
-            "Name": "ledger",
-            "ID": "hosty:ledger1:8080",
-            "Address": "127.0.0.8",
-            "Port": 8080,
-            "Check": {"TTL": "60s", "Status": "passing"},
-        }
-        assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+    with edge_host(tmp_path) as (emu, d, port):
+        register_elsewhere(emu, "ledger", "hosty:ledger1:8080", "127.0.0.8")
         wait_until(
             lambda: dig(port, "ledger.service.consul") == ["127.0.0.8"], timeout=10, what="A"
         )
@@ -183,24 +181,14 @@ def test_consul_mode_reads_stale_and_keeps_up_without_a_leader(tmp_path: Path) -
         assert reads
         assert all("stale" in r["query"] for r in reads), reads
         assert not d.events("consul_watch_failed"), d.log_tail()
-    finally:
-        d.kill9()
-        emu.stop()
 
 
 def test_watch_services_limits_the_snapshot_and_the_queries(tmp_path: Path) -> None:
     """An edge host that serves only some names asks Consul about those names only."""
-    emu = Emulator(tmp_path / "emu.log").start()
-    port = free_port()
-    d = Daemon(tmp_path / "d.log", "--no-register", f"consul://127.0.0.1:{emu.port}")
-    d.args += ["--dns-addr", f"127.0.0.1:{port}", "--watch-services", "BILL*,web"]
-    try:
-        d.start()
-        d.wait_healthy()
+    with edge_host(tmp_path, "--watch-services", "BILL*,web") as (emu, d, port):
         # ledger first: the catalog answer that brings billing also lists ledger
-        for name, address in (("ledger", "127.0.0.7"), ("billing", "127.0.0.6")):
-            body = {"Name": name, "ID": f"hostz:{name}1:8080", "Address": address, "Port": 8080}
-            assert requests.put(emu.url + "/v1/agent/service/register", json=body, timeout=5).ok
+        register_elsewhere(emu, "ledger", "hostz:ledger1:8080", "127.0.0.7", ttl=False)
+        register_elsewhere(emu, "billing", "hostz:billing1:8080", "127.0.0.6", ttl=False)
         wait_until(
             lambda: dig(port, "billing.service.consul") == ["127.0.0.6"], timeout=10, what="A"
         )
@@ -210,6 +198,3 @@ def test_watch_services_limits_the_snapshot_and_the_queries(tmp_path: Path) -> N
             r["path"] for r in emu.get("/_emulator/requests", params={"path": "/v1/health/"}).json()
         }
         assert health_reads == {"/v1/health/service/billing"}
-    finally:
-        d.kill9()
-        emu.stop()
